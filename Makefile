@@ -1,0 +1,47 @@
+# meterdesk — the two commands a person needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MYSQL_URL ?= mysql://root@127.0.0.1:3306/test
+REDIS_URL ?= redis://127.0.0.1:6379/15
+export MD_STATE_DIR ?= $(CURDIR)/var
+
+.PHONY: run test test-sqlite test-mysql lint assets translations bench clean serve
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,mysql,redis]'
+	touch $@
+
+app/static/vendor/htmx.min.js: packaging/assets/package.json packaging/assets/package-lock.json
+	bash packaging/assets/build.sh
+
+assets: app/static/vendor/htmx.min.js
+
+translations: $(STAMP)
+	$(VENV)/bin/pybabel compile -q -d app/translations
+
+run: $(STAMP) assets translations
+	$(VENV)/bin/meterdesk db upgrade
+	$(VENV)/bin/meterdesk demo load
+	@echo "meterdesk console: http://127.0.0.1:8000"
+	$(VENV)/bin/gunicorn -c packaging/gunicorn.conf.py 'app:create_app()'
+
+test: $(STAMP) assets translations
+	$(PY) -m pytest -q
+
+test-mysql: $(STAMP) assets translations
+	MD_TEST_DATABASE_URL=$(MYSQL_URL) MD_TEST_REDIS_URL=$(REDIS_URL) $(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check app workers tests
+	$(VENV)/bin/ruff format --check app workers tests
+
+bench: $(STAMP)
+	$(PY) tests/benchmarks/ingest.py
+
+clean:
+	rm -rf $(VENV) app/static/vendor packaging/assets/node_modules

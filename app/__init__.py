@@ -1,0 +1,84 @@
+"""meterdesk: the Flask application factory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request, session
+from flask_babel import Babel
+from htmx_flask import Htmx
+
+from app.config import ensure_secret_key, load_config
+from app.db import db, init_db
+
+ROOT = Path(__file__).resolve().parent.parent
+LANGUAGES = ("zh_CN", "en")
+
+babel = Babel()
+htmx = Htmx()
+
+
+def select_locale() -> str:
+    lang = session.get("lang") if request else None
+    if lang in LANGUAGES:
+        return lang
+    from flask import current_app
+
+    return current_app.config.get("LANGUAGE", "zh_CN")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder="static",
+    )
+    config = load_config(test_config)
+    app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = ensure_secret_key(config["STATE_DIR"])
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["PERMANENT_SESSION_LIFETIME"] = dt.timedelta(minutes=int(config["SESSION_MINUTES"]))
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(Path(app.root_path) / "translations")
+    app.config["BABEL_DEFAULT_LOCALE"] = config.get("LANGUAGE", "zh_CN")
+    app.config["BABEL_DEFAULT_TIMEZONE"] = config.get("TIMEZONE", "Asia/Shanghai")
+    app.config["JSON_AS_ASCII"] = False
+
+    init_db(app.config["DATABASE_URL"])
+    babel.init_app(app, locale_selector=select_locale)
+    htmx.init_app(app)
+
+    @app.before_request
+    def _connect() -> None:
+        if request.endpoint != "static":
+            db.connect(reuse_if_open=True)
+
+    @app.teardown_request
+    def _close(exc: BaseException | None) -> None:
+        if not db.is_closed():
+            db.close()
+
+    from app.api import bp as api_bp
+    from app.auth.views import bp as auth_bp
+    from app.console.views import bp as console_bp
+    from app.web import register_web
+
+    register_web(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(console_bp)
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+
+    @app.get("/healthz")
+    def healthz():
+        from app.schema import pending
+
+        try:
+            waiting = pending()
+            return {"database": "ok", "pending_migrations": waiting}, 200 if not waiting else 503
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            return {"database": f"error: {type(exc).__name__}"}, 503
+
+    return app

@@ -1,0 +1,47 @@
+"""Who is acting, and what each role may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.domain.errors import PermissionDenied
+
+ROLES = ("admin", "manager", "cashier", "electrician", "viewer")
+
+# permission -> roles holding it.  "system" (workers, CLI) holds every permission.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "account.view": frozenset(ROLES),
+    "money.view": frozenset({"admin", "manager", "cashier", "viewer"}),
+    "account.open": frozenset({"admin", "manager", "cashier"}),
+    "account.close": frozenset({"admin", "manager"}),
+    "meter.swap": frozenset({"admin", "manager", "electrician"}),
+    "meter.control": frozenset({"admin", "manager", "electrician"}),
+    "meter.keep_power": frozenset({"admin", "manager", "electrician"}),
+    "sale.create": frozenset({"admin", "manager", "cashier"}),
+    "sale.reverse": frozenset({"admin", "manager"}),
+    "reading.write": frozenset({"admin", "manager", "electrician"}),
+    "reading.review": frozenset({"admin", "manager", "electrician"}),
+    "tariff.edit": frozenset({"admin", "manager"}),
+    "tariff.override": frozenset({"admin"}),
+    "site.edit": frozenset({"admin", "manager"}),
+    "user.manage": frozenset({"admin"}),
+    "ledger.view": frozenset({"admin", "manager", "viewer"}),
+}
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: str
+
+    def can(self, permission: str) -> bool:
+        if self.role == "system":
+            return True
+        return self.role in PERMISSIONS[permission]
+
+    def require(self, permission: str) -> None:
+        if not self.can(permission):
+            raise PermissionDenied(f"role '{self.role}' may not do '{permission}'")
+
+
+SYSTEM = Actor("system", "system")

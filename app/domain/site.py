@@ -1,0 +1,132 @@
+"""Building the site tree: properties, buildings, floors, rooms, tenants, gateways, meters."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.db import write_tx
+from app.domain.actors import Actor
+from app.domain.audit import audit
+from app.domain.errors import ValidationError
+from app.domain.ledger import ensure_system_accounts
+from app.models import Building, Floor, Gateway, Meter, Property, Room, Tenant
+
+METER_KINDS = ("electricity", "water")
+PROTOCOLS = ("dlt645-2007", "dlt645-1997", "modbus-rtu-tcp", "modbus-tcp", "cjt188", "mqtt")
+PREPAID_MODES = ("platform", "meter")
+
+
+def _required(value: str | None, field: str, label: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise ValidationError(f"{label} is required", field)
+    return value
+
+
+def create_property(
+    *, code: str, name: str, actor: Actor, now: dt.datetime, catalog_price: int | None = None,
+    water_catalog_price: int | None = None, service_fee_bp: int = 0, timezone: str = "Asia/Shanghai",
+    voltage_class: str = "",
+) -> Property:
+    actor.require("site.edit")
+    code = _required(code, "code", "a property code")
+    name = _required(name, "name", "a property name")
+    if not 0 <= service_fee_bp <= 2000:
+        raise ValidationError("the service-fee ratio must be between 0 % and 20 %", "service_fee_bp")
+    with write_tx():
+        if Property.select().where(Property.code == code).exists():
+            raise ValidationError(f"property code '{code}' is taken", "code")
+        prop = Property.create(
+            code=code, name=name, catalog_price=catalog_price, water_catalog_price=water_catalog_price,
+            service_fee_bp=service_fee_bp, timezone=timezone, voltage_class=voltage_class, created_at=now,
+        )
+        ensure_system_accounts(prop)
+        audit(actor, "property.create", prop, now=now, code=code, name=name)
+    return prop
+
+
+def add_room(prop: Property, *, building: str, floor: str, number: str, area_cm2: int = 0,
+             actor: Actor, now: dt.datetime) -> Room:
+    """Add a room, creating its building and floor by name where needed."""
+    actor.require("site.edit")
+    building = _required(building, "building", "a building")
+    floor = _required(floor, "floor", "a floor")
+    number = _required(number, "number", "a room number")
+    with write_tx():
+        b, _ = Building.get_or_create(property=prop, name=building)
+        level = int(floor) if floor.lstrip("-").isdigit() else 0
+        f, _ = Floor.get_or_create(building=b, name=floor, defaults={"level": level})
+        if Room.select().where((Room.floor == f) & (Room.number == number)).exists():
+            raise ValidationError(f"room {number} exists on {building} {floor}", "number")
+        room = Room.create(floor=f, number=number, area_cm2=area_cm2)
+        audit(actor, "room.create", room, now=now, building=building, floor=floor, number=number)
+    return room
+
+
+def create_tenant(prop: Property, *, name: str, phones: str = "", contact: str = "",
+                  actor: Actor, now: dt.datetime) -> Tenant:
+    actor.require("account.open")
+    name = _required(name, "name", "a tenant name")
+    clean_phones = []
+    for phone in (phones or "").replace("，", ",").replace(";", ",").split(","):
+        phone = phone.strip().replace(" ", "").replace("-", "")
+        if not phone:
+            continue
+        digits = phone[1:] if phone.startswith("+") else phone
+        if not digits.isdigit() or not 6 <= len(digits) <= 15:
+            raise ValidationError(f"'{phone}' is not a phone number", "phones")
+        clean_phones.append(phone)
+    with write_tx():
+        tenant = Tenant.create(property=prop, name=name, phones=",".join(clean_phones),
+                               contact=(contact or "").strip(), created_at=now)
+        audit(actor, "tenant.create", tenant, now=now, name=name)
+    return tenant
+
+
+def create_gateway(prop: Property, *, name: str, host: str, port: int, baud: int = 9600,
+                   actor: Actor, now: dt.datetime) -> Gateway:
+    actor.require("site.edit")
+    name = _required(name, "name", "a gateway name")
+    host = _required(host, "host", "a host")
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ValidationError("the port must be 1-65535", "port")
+    if baud not in (1200, 2400, 4800, 9600, 19200, 38400, 115200):
+        raise ValidationError(f"{baud} is not a serial baud rate", "baud")
+    with write_tx():
+        if Gateway.select().where((Gateway.host == host) & (Gateway.port == port)).exists():
+            raise ValidationError(f"a gateway at {host}:{port} exists", "host")
+        gw = Gateway.create(property=prop, name=name, host=host, port=port, baud=baud, created_at=now)
+        audit(actor, "gateway.create", gw, now=now, host=host, port=port)
+    return gw
+
+
+def create_meter(
+    prop: Property, *, serial: str, kind: str, actor: Actor, now: dt.datetime,
+    protocol: str = "dlt645-2007", address: str = "", gateway: Gateway | None = None,
+    room: Room | None = None, multiplier: int = 1, prepaid_mode: str = "platform",
+    register_modulus: int = 100_000_000, max_rate: int | None = None, profile: str = "",
+) -> Meter:
+    """Register a meter in stock (not yet attached to an account)."""
+    actor.require("site.edit")
+    serial = _required(serial, "serial", "a meter serial")
+    if kind not in METER_KINDS:
+        raise ValidationError(f"unknown meter kind '{kind}'", "kind")
+    if protocol not in PROTOCOLS:
+        raise ValidationError(f"unknown protocol '{protocol}'", "protocol")
+    if prepaid_mode not in PREPAID_MODES:
+        raise ValidationError(f"unknown prepaid mode '{prepaid_mode}'", "prepaid_mode")
+    if not isinstance(multiplier, int) or not 1 <= multiplier <= 10000:
+        raise ValidationError("the multiplier (CT ratio) must be 1-10000", "multiplier")
+    if max_rate is None:
+        max_rate = 100_000 if kind == "electricity" else 10_000  # W, or litres per hour
+    with write_tx():
+        if Meter.select().where(Meter.serial == serial).exists():
+            raise ValidationError(f"meter serial '{serial}' exists", "serial")
+        meter = Meter.create(
+            property=prop, serial=serial, kind=kind, protocol=protocol, address=address or serial,
+            gateway=gateway, room=room, multiplier=multiplier, prepaid_mode=prepaid_mode,
+            register_modulus=register_modulus, max_rate=max_rate, profile=profile,
+            status="stock",
+        )
+        audit(actor, "meter.create", meter, now=now, serial=serial, kind=kind)
+    return meter

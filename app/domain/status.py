@@ -1,0 +1,102 @@
+"""Account status from the balance, and the desired supply state of each meter.
+
+Status by balance (after every money movement):
+  balance <= -credit_limit  -> arrears (欠费): supply off unless keep-power (保电) is active
+  balance <= alarm2         -> alarm2 (报警2)
+  balance <= alarm1         -> alarm1 (报警1)
+  otherwise                 -> opened (正常)
+``not_opened`` and ``closed`` accounts are left alone.  Each change of tier writes an
+Event (``balance.<status>``) that the SMS and control parts consume, so a tier is announced
+once per crossing.  A meter's ``relay_desired`` changes only for reason ``arrears``: a forced
+trip or an overload trip set by staff is not undone by a payment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+
+from app.models import Account, Event, LedgerAccount, Meter
+
+TIERS = ("opened", "alarm1", "alarm2", "arrears")
+LIVE = set(TIERS)
+
+
+def status_for(balance: int, alarm1: int, alarm2: int, credit_limit: int) -> str:
+    if balance <= -credit_limit:
+        return "arrears"
+    if balance <= alarm2:
+        return "alarm2"
+    if balance <= alarm1:
+        return "alarm1"
+    return "opened"
+
+
+def keep_power_active(meter: Meter, now: dt.datetime) -> bool:
+    return bool(meter.keep_power) and (meter.keep_power_until is None or meter.keep_power_until > now)
+
+
+def refresh_accounts(account_ids: Iterable[int], *, now: dt.datetime) -> list[Event]:
+    """Recompute status and desired relay state for these accounts.  Caller holds write_tx()."""
+    ids = sorted(set(account_ids))
+    events: list[Event] = []
+    for i in range(0, len(ids), 400):
+        chunk = ids[i : i + 400]
+        rows = (
+            Account.select(Account, LedgerAccount.balance_fen)
+            .join(LedgerAccount)
+            .where(Account.id.in_(chunk) & Account.status.in_(list(LIVE)))
+        )
+        changed: dict[str, list[int]] = {}
+        for acct in rows:
+            balance = acct.wallet.balance_fen
+            new = status_for(balance, acct.alarm1_fen, acct.alarm2_fen, acct.credit_limit_fen)
+            if new == acct.status:
+                continue
+            changed.setdefault(new, []).append(acct.id)
+            events.append(
+                Event(
+                    kind=f"balance.{new}", property=acct.property_id, account=acct.id,
+                    created_at=now,
+                    data=json.dumps({"from": acct.status, "to": new, "balance_fen": balance}),
+                )
+            )
+        for new, acct_ids in changed.items():
+            Account.update(status=new, status_changed_at=now).where(Account.id.in_(acct_ids)).execute()
+        if changed:
+            events.extend(refresh_relays(chunk, now=now))
+    if events:
+        Event.bulk_create([e for e in events if e.id is None], batch_size=200)
+    return events
+
+
+def refresh_relays(account_ids: Iterable[int], *, now: dt.datetime) -> list[Event]:
+    """Set ``relay_desired`` for the active meters of these accounts from their status."""
+    events: list[Event] = []
+    meters = (
+        Meter.select(Meter, Account.status)
+        .join(Account)
+        .where(Meter.account.in_(list(account_ids)) & (Meter.status == "active"))
+    )
+    to_off, to_on = [], []
+    for m in meters:
+        arrears = m.account.status == "arrears"
+        if arrears and m.relay_desired == "on" and not keep_power_active(m, now):
+            to_off.append(m)
+        elif not arrears and m.relay_desired == "off" and m.relay_reason == "arrears":
+            to_on.append(m)
+    for group, state, reason in ((to_off, "off", "arrears"), (to_on, "on", "")):
+        if not group:
+            continue
+        Meter.update(relay_desired=state, relay_reason=reason, relay_changed_at=now).where(
+            Meter.id.in_([m.id for m in group])
+        ).execute()
+        for m in group:
+            events.append(
+                Event(
+                    kind=f"relay.{state}", property=m.property_id, account=m.account_id, meter=m.id,
+                    created_at=now, data=json.dumps({"reason": reason or "paid", "kind": m.kind}),
+                )
+            )
+    return events

@@ -1,0 +1,376 @@
+"""Tariffs: their specs, the compliance cap, effective-dated versions and rating.
+
+Prices are integers in 1/10000 yuan per kWh (electricity) or per m3 (water).  Consumption
+is in the meter's unit after the multiplier: 0.01 kWh for electricity, litres for water.
+A charge is therefore first an exact integer *numerator* over ``denominator(utility)``
+(10000 for electricity, 100000 for water) fen; the reading code turns numerators into fen,
+carrying the remainder per meter so that no sub-fen is lost or invented.
+
+Spec JSON by kind:
+  flat:   {"price": 6500}
+  tou:    {"prices": {"sharp": 12000, "peak": 9800, "flat": 6500, "valley": 3200},
+           "segments": [{"start": "00:00", "rate": "valley"}, {"start": "08:00", "rate": "flat"},
+                        ...]}   each segment runs until the next one's start (the last to 24:00)
+  tiered: {"blocks": [{"upto": 200, "price": 5600}, {"upto": 400, "price": 6100},
+                      {"upto": null, "price": 8600}]}   upto: kWh or m3 per calendar month
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from app.db import write_tx
+from app.domain.actors import Actor
+from app.domain.audit import audit
+from app.domain.errors import ValidationError
+from app.domain.rounding import split_largest_remainder
+from app.models import Property, Tariff, TariffVersion
+
+RATES = ("sharp", "peak", "flat", "valley")  # meter registers T1..T4 in this order
+KINDS = ("flat", "tou", "tiered")
+UTILITIES = ("electricity", "water")
+UNITS_PER = {"electricity": 100, "water": 1000}  # meter units per kWh / per m3
+CAP_PERCENT = 115  # catalog price + 15 % (2022 resale rule)
+
+
+def denominator(utility: str) -> int:
+    """units x price / denominator = fen."""
+    return UNITS_PER[utility] * 100
+
+
+# ---------------------------------------------------------------- spec validation
+
+def _minute(text: Any, field: str) -> int:
+    try:
+        hh, mm = str(text).split(":")
+        h, m = int(hh), int(mm)
+    except ValueError:
+        raise ValidationError(f"'{text}' is not a time of day HH:MM", field) from None
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise ValidationError(f"'{text}' is not a time of day HH:MM", field)
+    return h * 60 + m
+
+
+def _price(value: Any, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValidationError("a price is a positive integer in 1/10000 yuan", field)
+    if value > 100_000:
+        raise ValidationError("a price above 10 yuan per unit is not plausible", field)
+    return value
+
+
+def validate_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a normalised copy of ``spec`` or raise ValidationError."""
+    if kind not in KINDS:
+        raise ValidationError(f"unknown tariff kind '{kind}'", "kind")
+    if not isinstance(spec, Mapping):
+        raise ValidationError("the tariff specification must be an object", "spec")
+    if kind == "flat":
+        return {"price": _price(spec.get("price"), "price")}
+    if kind == "tou":
+        prices = spec.get("prices")
+        if not isinstance(prices, Mapping) or not prices:
+            raise ValidationError("a time-of-use tariff needs prices per rate", "prices")
+        clean_prices = {}
+        for rate, value in prices.items():
+            if rate not in RATES:
+                raise ValidationError(f"unknown rate '{rate}' (sharp, peak, flat, valley)", "prices")
+            clean_prices[rate] = _price(value, f"prices.{rate}")
+        segs = spec.get("segments")
+        if not isinstance(segs, list) or not segs:
+            raise ValidationError("a time-of-use tariff needs day segments", "segments")
+        clean_segs = []
+        for i, seg in enumerate(segs):
+            if not isinstance(seg, Mapping):
+                raise ValidationError("each segment has a start and a rate", f"segments.{i}")
+            start = _minute(seg.get("start"), f"segments.{i}.start")
+            rate = seg.get("rate")
+            if rate not in clean_prices:
+                raise ValidationError(f"segment rate '{rate}' has no price", f"segments.{i}.rate")
+            clean_segs.append((start, rate))
+        clean_segs.sort()
+        if clean_segs[0][0] != 0:
+            raise ValidationError("the first segment must start at 00:00", "segments")
+        if len({s for s, _ in clean_segs}) != len(clean_segs):
+            raise ValidationError("two segments start at the same time", "segments")
+        return {
+            "prices": clean_prices,
+            "segments": [{"start": f"{s // 60:02d}:{s % 60:02d}", "rate": r} for s, r in clean_segs],
+        }
+    blocks = spec.get("blocks")
+    if not isinstance(blocks, list) or not blocks:
+        raise ValidationError("a tiered tariff needs blocks", "blocks")
+    clean_blocks = []
+    last = 0
+    for i, block in enumerate(blocks):
+        if not isinstance(block, Mapping):
+            raise ValidationError("each block has an upper bound and a price", f"blocks.{i}")
+        upto = block.get("upto")
+        price = _price(block.get("price"), f"blocks.{i}.price")
+        if upto is None:
+            if i != len(blocks) - 1:
+                raise ValidationError("only the last block may be open-ended", f"blocks.{i}.upto")
+        elif not isinstance(upto, int) or isinstance(upto, bool) or upto <= last:
+            raise ValidationError("block bounds are increasing whole units", f"blocks.{i}.upto")
+        else:
+            last = upto
+        clean_blocks.append({"upto": upto, "price": price})
+    if clean_blocks[-1]["upto"] is not None:
+        raise ValidationError("the last block must be open-ended (upto: null)", "blocks")
+    return {"blocks": clean_blocks}
+
+
+def compliance_problems(prop: Property, utility: str, kind: str, spec: Mapping[str, Any]) -> list[str]:
+    """Prices above the catalog price x 1.15 for the property's voltage class.
+
+    Checked: a flat price, every tiered block, and a TOU tariff's flat-period price (sharp and
+    peak prices legitimately sit above the flat catalog price by the grid's own TOU ratios).
+    Water is checked only where the property has a water catalog price.
+    """
+    catalog = prop.catalog_price if utility == "electricity" else prop.water_catalog_price
+    if not catalog:
+        if utility == "electricity":
+            return ["the property has no catalog price for its voltage class; set it first"]
+        return []
+    if kind == "flat":
+        checked = [("price", spec["price"])]
+    elif kind == "tiered":
+        checked = [(f"block {i + 1}", b["price"]) for i, b in enumerate(spec["blocks"])]
+    else:
+        checked = [("flat period", spec["prices"]["flat"])] if "flat" in spec["prices"] else []
+    cap = catalog * CAP_PERCENT  # compare price * 100 <= catalog * 115
+    return [
+        f"{label} price {price / 10000:.4f} yuan exceeds the cap {cap / 1_000_000:.4f} "
+        f"(catalog {catalog / 10000:.4f} + 15 %)"
+        for label, price in checked
+        if price * 100 > cap
+    ]
+
+
+# ---------------------------------------------------------------- writes
+
+def create_tariff(
+    prop: Property,
+    *,
+    name: str,
+    utility: str,
+    kind: str,
+    spec: Mapping[str, Any],
+    effective_from: dt.datetime,
+    actor: Actor,
+    now: dt.datetime,
+    override_reason: str = "",
+) -> Tariff:
+    actor.require("tariff.edit")
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("a tariff needs a name", "name")
+    if utility not in UTILITIES:
+        raise ValidationError(f"unknown utility '{utility}'", "utility")
+    clean = validate_spec(kind, spec)
+    with write_tx():
+        if Tariff.select().where((Tariff.property == prop) & (Tariff.name == name)).exists():
+            raise ValidationError(f"a tariff named '{name}' exists already", "name")
+        tariff = Tariff.create(property=prop, name=name, utility=utility, kind=kind, created_at=now)
+        _add_version(tariff, prop, clean, effective_from, actor, now, override_reason)
+        audit(actor, "tariff.create", tariff, now=now, name=name, kind=kind, utility=utility)
+    return tariff
+
+
+def add_tariff_version(
+    tariff: Tariff,
+    *,
+    spec: Mapping[str, Any],
+    effective_from: dt.datetime,
+    actor: Actor,
+    now: dt.datetime,
+    override_reason: str = "",
+) -> TariffVersion:
+    actor.require("tariff.edit")
+    clean = validate_spec(tariff.kind, spec)
+    with write_tx():
+        exists = TariffVersion.select().where(
+            (TariffVersion.tariff == tariff) & (TariffVersion.effective_from == effective_from)
+        )
+        if exists.exists():
+            raise ValidationError("a version with this effective time exists", "effective_from")
+        version = _add_version(tariff, tariff.property, clean, effective_from, actor, now, override_reason)
+    return version
+
+
+def _add_version(tariff, prop, clean, effective_from, actor, now, override_reason) -> TariffVersion:
+    problems = compliance_problems(prop, tariff.utility, tariff.kind, clean)
+    override_reason = (override_reason or "").strip()
+    if problems:
+        if not override_reason:
+            raise ValidationError("; ".join(problems), "spec")
+        if not actor.can("tariff.override"):
+            raise ValidationError(
+                "; ".join(problems) + " — only an admin may override the cap", "override_reason"
+            )
+    else:
+        override_reason = ""
+    version = TariffVersion.create(
+        tariff=tariff, effective_from=effective_from, spec=json.dumps(clean, sort_keys=True),
+        override_reason=override_reason, created_by=actor.name, created_at=now,
+    )
+    audit(
+        actor, "tariff.version", tariff, now=now, effective_from=effective_from.isoformat(),
+        spec=clean, override_reason=override_reason, problems=problems,
+    )
+    return version
+
+
+# ---------------------------------------------------------------- rating
+
+class TariffBook:
+    """Every version of the tariffs a rating run needs, loaded once."""
+
+    def __init__(self, tariff_ids):
+        self.versions: dict[int, list[tuple[dt.datetime, dict[str, Any]]]] = {}
+        self.kinds: dict[int, str] = {}
+        self.utilities: dict[int, str] = {}
+        ids = [t for t in set(tariff_ids) if t]
+        if not ids:
+            return
+        for t in Tariff.select().where(Tariff.id.in_(ids)):
+            self.kinds[t.id] = t.kind
+            self.utilities[t.id] = t.utility
+            self.versions[t.id] = []
+        rows = (
+            TariffVersion.select()
+            .where(TariffVersion.tariff.in_(ids))
+            .order_by(TariffVersion.effective_from)
+        )
+        for v in rows:
+            self.versions[v.tariff_id].append((v.effective_from, json.loads(v.spec)))
+
+    def spec_at(self, tariff_id: int, when: dt.datetime) -> dict[str, Any] | None:
+        """The version in force at ``when`` (the last one effective at or before it)."""
+        found = None
+        for start, spec in self.versions.get(tariff_id, ()):
+            if start <= when:
+                found = spec
+            else:
+                break
+        return found
+
+
+def _local(when: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    return when.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
+
+
+def tou_seconds(start: dt.datetime, end: dt.datetime, spec: Mapping[str, Any], tz: ZoneInfo) -> dict[str, int]:
+    """Seconds of [start, end) (naive UTC) spent in each TOU rate, by local wall time."""
+    segs = [(_minute(s["start"], "start"), s["rate"]) for s in spec["segments"]]
+    out: dict[str, int] = {}
+    cur = _local(start, tz)
+    stop = _local(end, tz)
+    while cur < stop:
+        midnight = dt.datetime(cur.year, cur.month, cur.day)
+        minute_of_day = (cur - midnight).seconds // 60
+        idx = 0
+        for i, (s, _) in enumerate(segs):
+            if s <= minute_of_day:
+                idx = i
+        rate = segs[idx][1]
+        next_start = segs[idx + 1][0] if idx + 1 < len(segs) else 24 * 60
+        boundary = midnight + dt.timedelta(minutes=next_start)
+        piece_end = min(boundary, stop)
+        out[rate] = out.get(rate, 0) + int((piece_end - cur).total_seconds())
+        cur = piece_end
+    return out
+
+
+def split_by_time(units: int, seconds: Mapping[str, int]) -> dict[str, int]:
+    keys = sorted(seconds)
+    parts = split_largest_remainder(units, [seconds[k] for k in keys])
+    return {k: p for k, p in zip(keys, parts, strict=True) if p}
+
+
+def month_key(when: dt.datetime, tz: ZoneInfo) -> int:
+    local = _local(when, tz)
+    return local.year * 100 + local.month
+
+
+def month_pieces(start: dt.datetime, end: dt.datetime, units: int, tz: ZoneInfo) -> list[tuple[int, int]]:
+    """Split ``units`` consumed over [start, end) across local calendar months by time."""
+    ls, le = _local(start, tz), _local(end, tz)
+    bounds = []
+    cur = ls
+    while True:
+        nxt = dt.datetime(cur.year + (cur.month == 12), cur.month % 12 + 1, 1)
+        piece_end = min(nxt, le)
+        bounds.append((cur.year * 100 + cur.month, int((piece_end - cur).total_seconds())))
+        if piece_end >= le:
+            break
+        cur = piece_end
+    if len(bounds) == 1:
+        return [(bounds[0][0], units)]
+    parts = split_largest_remainder(units, [s for _, s in bounds])
+    return [(k, p) for (k, _), p in zip(bounds, parts, strict=True)]
+
+
+def block_numerator(blocks, units_per: int, used_before: int, units: int) -> int:
+    """Price ``units`` consumed after ``used_before`` units this month, block by block."""
+    num = 0
+    pos = used_before
+    left = units
+    for block in blocks:
+        upper = None if block["upto"] is None else block["upto"] * units_per
+        if upper is not None and pos >= upper:
+            continue
+        take = left if upper is None else min(left, upper - pos)
+        num += take * block["price"]
+        pos += take
+        left -= take
+        if left == 0:
+            break
+    return num
+
+
+def rate_interval(
+    kind: str,
+    spec: Mapping[str, Any],
+    utility: str,
+    *,
+    units: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: ZoneInfo,
+    rate_units: Mapping[str, int] | None,
+    month_state: tuple[int, int],
+) -> tuple[int, dict[str, int], tuple[int, int]]:
+    """Price ``units`` consumed over [start, end).
+
+    Returns (numerator over ``denominator(utility)``, units per rate, new month state).
+    ``rate_units`` are per-rate register deltas when the meter has them; otherwise TOU
+    consumption is split by time across the day segments.  ``month_state`` is
+    (month key YYYYMM, units used so far that month) for tiered pricing.
+    """
+    pieces = month_pieces(start, end, units, tz)
+    mkey, mused = month_state
+    tier_num = 0
+    for key, piece in pieces:
+        if key != mkey:
+            mkey, mused = key, 0
+        if kind == "tiered":
+            tier_num += block_numerator(spec["blocks"], UNITS_PER[utility], mused, piece)
+        mused += piece
+    if kind == "tiered":
+        return tier_num, {"tiered": units}, (mkey, mused)
+    if kind == "flat":
+        return units * spec["price"], {"flat": units}, (mkey, mused)
+    prices = spec["prices"]
+    if rate_units is None:
+        per_rate = split_by_time(units, tou_seconds(start, end, spec, tz))
+    else:
+        per_rate = {r: u for r, u in rate_units.items() if u}
+    # A register rate without a price of its own (e.g. T1 sharp on a three-rate tariff) is
+    # charged at the flat price.
+    num = sum(u * prices.get(rate, prices.get("flat", max(prices.values()))) for rate, u in per_rate.items())
+    return num, per_rate, (mkey, mused)

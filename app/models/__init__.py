@@ -1,0 +1,32 @@
+"""peewee models only.  ``MODELS`` is in dependency order (create order)."""
+
+from app.models.activity import ApiToken, AuditLog, Event, Reading, Sale, User
+from app.models.base import BaseModel, utcnow
+from app.models.ledger import Entry, LedgerAccount, Leg
+from app.models.property import Property
+from app.models.site import Account, Building, Floor, Gateway, Meter, Room, Tenant
+from app.models.tariffs import Tariff, TariffVersion
+
+MODELS = [
+    Property,
+    LedgerAccount,
+    Entry,
+    Leg,
+    Tariff,
+    TariffVersion,
+    Building,
+    Floor,
+    Room,
+    Tenant,
+    Account,
+    Gateway,
+    Meter,
+    Sale,
+    Reading,
+    Event,
+    User,
+    ApiToken,
+    AuditLog,
+]
+
+__all__ = [m.__name__ for m in MODELS] + ["BaseModel", "MODELS", "utcnow"]

@@ -1,0 +1,22 @@
+"""The property (项目): the top of the site tree and the unit of settings."""
+
+from __future__ import annotations
+
+from peewee import BigIntegerField, CharField, DateTimeField, IntegerField
+
+from app.models.base import BaseModel, utcnow
+
+
+class Property(BaseModel):
+    code = CharField(max_length=32, unique=True)
+    name = CharField(max_length=120)
+    timezone = CharField(max_length=64, default="Asia/Shanghai")
+    voltage_class = CharField(max_length=32, default="")
+    # Catalog flat-period price for the supply voltage class, 1/10000 yuan per kWh / m3.
+    catalog_price = IntegerField(null=True)
+    water_catalog_price = IntegerField(null=True)
+    # Service fee taken from each sale, in basis points (300 = 3 %).
+    service_fee_bp = IntegerField(default=0)
+    default_alarm1_fen = BigIntegerField(default=5000)
+    default_alarm2_fen = BigIntegerField(default=2000)
+    created_at = DateTimeField(default=utcnow)

@@ -1,0 +1,136 @@
+"""Console plumbing shared by the view blueprints: the signed-in user, permissions, CSRF,
+htmx-aware rendering and template filters."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, abort, g, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from jinja2_fragments.flask import render_block
+
+from app.domain.actors import Actor
+from app.domain.money import format_fen
+from app.models import User
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def current_actor() -> Actor:
+    user = g.get("user")
+    if user is None:
+        abort(401)
+    return Actor(user.username, user.role)
+
+
+def login_required(permission: str | None = None) -> Callable:
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any):
+            if g.get("user") is None:
+                if request.headers.get("HX-Request"):
+                    resp = redirect(url_for("auth.login"))
+                    resp.headers["HX-Redirect"] = url_for("auth.login", next=request.path)
+                    return resp
+                return redirect(url_for("auth.login", next=request.path))
+            if permission and not current_actor().can(permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        wrapped.permission = permission  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorator
+
+
+def render(template: str, block: str | None = None, **context: Any):
+    """The whole page, or for an htmx request the named block of it."""
+    if block and request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+        body = render_block(template, block, **context)
+    else:
+        body = render_template(template, **context)
+    return body
+
+
+def htmx_redirect(location: str):
+    if request.headers.get("HX-Request"):
+        resp = redirect(location, code=303)
+        resp.headers["HX-Redirect"] = location
+        return resp
+    return redirect(location, code=303)
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(24)
+    return token
+
+
+def register_web(app: Flask) -> None:
+    @app.before_request
+    def _load_user() -> None:
+        g.user = None
+        uid = session.get("uid")
+        if uid and request.endpoint != "static":
+            user = User.get_or_none((User.id == uid) & (User.active == True))  # noqa: E712
+            if user is not None and session.get("pw") == user.password_hash[-12:]:
+                g.user = user
+            else:
+                session.clear()
+
+    @app.before_request
+    def _guard_posts():
+        if request.method in SAFE_METHODS or request.blueprint == "api":
+            return None
+        if request.headers.get("Sec-Fetch-Site") == "cross-site":
+            abort(403)
+        sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token")
+        if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
+            abort(400, description=_("The form has expired. Reload the page and try again."))
+        return None
+
+    @app.after_request
+    def _vary(resp):
+        resp.headers.add("Vary", "HX-Request")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        return resp
+
+    @app.context_processor
+    def _context() -> dict[str, Any]:
+        user = g.get("user")
+        actor = Actor(user.username, user.role) if user else None
+        return {
+            "csrf_token": csrf_token,
+            "current_user": user,
+            "can": (lambda p: actor is not None and actor.can(p)),
+            "locale": str(get_locale()),
+        }
+
+    def _error(code: int, default: str):
+        def handler(exc):
+            message = getattr(exc, "description", "") if code == 400 else ""
+            message = str(message or default)
+            if request.path.startswith("/api/"):
+                return {"error": {"message": message, "field": None}}, code
+            return render("error.html", code=code, message=message), code
+
+        return handler
+
+    app.register_error_handler(400, _error(400, _l("Bad request.")))
+    app.register_error_handler(401, _error(401, _l("Sign in first.")))
+    app.register_error_handler(403, _error(403, _l("You do not have permission for this.")))
+    app.register_error_handler(404, _error(404, _l("Not found.")))
+    app.register_error_handler(405, _error(405, _l("Method not allowed.")))
+
+    app.jinja_env.filters["yuan"] = lambda fen: "¥" + format_fen(int(fen or 0))
+    app.jinja_env.filters["fen"] = lambda fen: format_fen(int(fen or 0))
+    app.jinja_env.filters["kwh"] = lambda cwh: format_fen(int(cwh or 0))
+    app.jinja_env.filters["m3"] = lambda litres: f"{int(litres or 0) // 1000}.{int(litres or 0) % 1000:03d}"
+    app.jinja_env.filters["dt"] = lambda value: format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
