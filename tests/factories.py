@@ -30,6 +30,10 @@ class Site:
     now: dt.datetime
     _n: int = 0
 
+    @property
+    def prefix(self) -> str:
+        return "" if self.prop.code == "P1" else f"{self.prop.code}-"
+
     def account(self, *, tariff: Tariff | None = None, kinds=("electricity",), initial: int | None = 0,
                 multiplier: int = 1, alarm1_fen: int = 5000, alarm2_fen: int = 2000,
                 credit_limit_fen: int = 0, at: dt.datetime | None = None) -> tuple[Account, list[Meter]]:
@@ -40,7 +44,7 @@ class Site:
         tenant = create_tenant(self.prop, name=f"Tenant {self._n}", phones="13800000000",
                                actor=SYSTEM, now=at)
         meters = [
-            MeterStart(create_meter(self.prop, serial=f"{kind[0].upper()}{self._n:05d}", kind=kind,
+            MeterStart(create_meter(self.prop, serial=f"{self.prefix}{kind[0].upper()}{self._n:05d}", kind=kind,
                                     multiplier=multiplier, actor=SYSTEM, now=at), initial)
             for kind in kinds
         ]
@@ -51,9 +55,9 @@ class Site:
         return acct, [Meter.get_by_id(ms.meter.id) for ms in meters]
 
 
-def make_site(now: dt.datetime, *, service_fee_bp: int = 300) -> Site:
+def make_site(now: dt.datetime, *, service_fee_bp: int = 300, code: str = "P1") -> Site:
     long_ago = now - dt.timedelta(days=400)
-    prop = create_property(code="P1", name="Test Plaza", catalog_price=6500, service_fee_bp=service_fee_bp,
+    prop = create_property(code=code, name="Test Plaza", catalog_price=6500, service_fee_bp=service_fee_bp,
                            actor=SYSTEM, now=long_ago)
     flat = create_tariff(prop, name="flat", utility="electricity", kind="flat", spec={"price": 7000},
                          effective_from=long_ago, actor=SYSTEM, now=long_ago)

@@ -75,7 +75,7 @@ def refresh_relays(account_ids: Iterable[int], *, now: dt.datetime) -> list[Even
     """Set ``relay_desired`` for the active meters of these accounts from their status."""
     events: list[Event] = []
     meters = (
-        Meter.select(Meter, Account.status)
+        Meter.select(Meter, Account.id, Account.status)
         .join(Account)
         .where(Meter.account.in_(list(account_ids)) & (Meter.status == "active"))
     )

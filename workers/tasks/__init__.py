@@ -1,0 +1,1 @@
+from workers.tasks import control, ledger, readings  # noqa: F401

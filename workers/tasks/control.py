@@ -1,0 +1,18 @@
+"""Periodic control upkeep."""
+
+from __future__ import annotations
+
+from huey import crontab
+
+from app.db import db
+from app.domain.accounts import expire_keep_power
+from app.models import utcnow
+from workers.queue import huey
+
+
+@huey.periodic_task(crontab(minute="*"))
+@huey.lock_task("expire-keep-power")
+def expire_keep_power_task() -> int:
+    """Release keep-power whose time is up, so arrears take effect."""
+    with db.connection_context():
+        return expire_keep_power(now=utcnow())
