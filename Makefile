@@ -22,7 +22,7 @@ app/static/vendor/htmx.min.js: packaging/assets/package.json packaging/assets/pa
 assets: app/static/vendor/htmx.min.js
 
 translations: $(STAMP)
-	$(VENV)/bin/pybabel compile -q -d app/translations
+	$(VENV)/bin/pybabel compile -d app/translations
 
 run: $(STAMP) assets translations
 	$(VENV)/bin/meterdesk db upgrade

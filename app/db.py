@@ -86,3 +86,38 @@ def after_commit(fn: Callable[[], Any]) -> None:
         fn()
     else:
         db.after_commit(fn)
+
+
+def db_time(value: Any) -> Any:
+    """A datetime as the driver should receive it in raw statements (SQLite: text)."""
+    if value is None or not is_sqlite():
+        return value
+    return str(value)
+
+
+def bulk_update(table: str, key: str, assignments: list[str], rows: list[tuple], chunk: int = 500) -> None:
+    """Update many rows by key in as few statements as the backend allows.
+
+    ``assignments`` are SQL fragments with ``{}`` where the row's value goes, e.g.
+    ``"last_total = {}"`` or ``"balance_fen = balance_fen + normal * {}"``; each row is
+    ``(value for each assignment..., key value)``.  SQLite runs one prepared statement over
+    all rows; MySQL joins a derived table of the rows, ``chunk`` at a time.
+    """
+    if not rows:
+        return
+    if is_sqlite():
+        sets = ", ".join(a.format("?") for a in assignments)
+        db.cursor().executemany(f'UPDATE "{table}" SET {sets} WHERE "{key}" = ?', rows)
+        return
+    n = len(assignments)
+    sets = ", ".join(
+        a.replace(a.split("=")[0].strip(), f"t.`{a.split('=')[0].strip()}`", 1).format(f"v.c{i}")
+        for i, a in enumerate(assignments)
+    )
+    cols = ", ".join([f"%s AS c{i}" for i in range(n)] + ["%s AS k"])
+    row_sql = ", ".join(["%s"] * (n + 1))
+    for i in range(0, len(rows), chunk):
+        part = rows[i : i + chunk]
+        derived = f"SELECT {cols}" + "".join(f" UNION ALL SELECT {row_sql}" for _ in part[1:])
+        params = [v for row in part for v in row]
+        db.execute_sql(f"UPDATE `{table}` t JOIN ({derived}) v ON t.`{key}` = v.k SET {sets}", params)

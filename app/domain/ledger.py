@@ -12,9 +12,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from peewee import Case, fn
+from peewee import fn
 
-from app.db import db
+from app.db import bulk_update, db
 from app.domain.errors import ValidationError
 from app.models import Entry, LedgerAccount, Leg, Property
 
@@ -89,28 +89,23 @@ def post_entry(
         kind=kind, created_at=now, actor=actor, memo=memo,
         idempotency_key=idempotency_key, reverses=reverses,
     )
-    Leg.insert_many(
-        [{"entry": entry.id, "ledger_account": a, "amount_fen": v} for a, v in merged.items()]
-    ).execute()
+    legs_rows = [(entry.id, a, v) for a, v in merged.items()]
+    for i in range(0, len(legs_rows), 2000):
+        Leg.insert_many(legs_rows[i : i + 2000], fields=[Leg.entry, Leg.ledger_account, Leg.amount_fen]).execute()
     apply_balance_deltas(merged)
     return entry
 
 
 def apply_balance_deltas(deltas: Mapping[int, int]) -> None:
-    """balance_fen += normal * delta for each ledger account, set-based in chunks."""
-    items = [(k, v) for k, v in deltas.items() if v]
-    for i in range(0, len(items), CHUNK):
-        chunk = items[i : i + CHUNK]
-        if len(chunk) == 1:
-            (acct_id, delta), = chunk
-            LedgerAccount.update(
-                balance_fen=LedgerAccount.balance_fen + LedgerAccount.normal * delta
-            ).where(LedgerAccount.id == acct_id).execute()
-            continue
-        case = Case(LedgerAccount.id, [(k, v) for k, v in chunk], 0)
+    """balance_fen += normal * delta for each ledger account, set-based."""
+    rows = [(v, k) for k, v in deltas.items() if v]
+    if len(rows) == 1:
+        (delta, acct_id), = rows
         LedgerAccount.update(
-            balance_fen=LedgerAccount.balance_fen + LedgerAccount.normal * case
-        ).where(LedgerAccount.id.in_([k for k, _ in chunk])).execute()
+            balance_fen=LedgerAccount.balance_fen + LedgerAccount.normal * delta
+        ).where(LedgerAccount.id == acct_id).execute()
+    else:
+        bulk_update("ledger_account", "id", ["balance_fen = balance_fen + normal * {}"], rows)
 
 
 def reverse_entry(entry: Entry, *, actor: str, now: dt.datetime, memo: str) -> Entry:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from app.db import is_sqlite, write_tx
+from app.db import bulk_update, db_time, is_sqlite, write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
 from app.domain.errors import NotFound, ValidationError
@@ -39,12 +39,34 @@ from app.domain.status import refresh_accounts
 from app.domain.tariffs import RATES, TariffBook, denominator, rate_interval
 from app.models import Account, Event, Meter, Property, Reading
 
+STATE_COLUMNS = (
+    "id", "account_id", "property_id", "kind", "status", "multiplier", "register_modulus", "max_rate",
+    "tariff_id", "last_read_at", "last_total", "last_t1", "last_t2", "last_t3", "last_t4", "carry",
+    "month_key", "month_units",
+)
+
 CHUNK = 400
 FUTURE_SLACK = dt.timedelta(minutes=10)
-STATE_FIELDS = [
-    Meter.last_read_at, Meter.last_total, Meter.last_t1, Meter.last_t2, Meter.last_t3,
-    Meter.last_t4, Meter.carry, Meter.month_key, Meter.month_units,
+STATE_ASSIGNMENTS = [
+    "last_read_at = {}", "last_total = {}", "last_t1 = {}", "last_t2 = {}", "last_t3 = {}",
+    "last_t4 = {}", "carry = {}", "month_key = {}", "month_units = {}",
 ]
+
+
+class MeterState:
+    """The rating state of one meter, loaded without building full model objects."""
+
+    __slots__ = STATE_COLUMNS
+
+    def __init__(self, row: Sequence) -> None:
+        for name, value in zip(STATE_COLUMNS, row, strict=True):
+            setattr(self, name, value)
+        if isinstance(self.last_read_at, str):
+            self.last_read_at = dt.datetime.fromisoformat(self.last_read_at)
+
+    def state_row(self) -> tuple:
+        return (db_time(self.last_read_at), self.last_total, self.last_t1, self.last_t2, self.last_t3,
+                self.last_t4, self.carry, self.month_key, self.month_units, self.id)
 
 
 @dataclass
@@ -100,45 +122,48 @@ def _register(value: object, index: int, name: str, *, optional: bool) -> int | 
 
 
 def validate(items: Sequence[ReadingIn], now: dt.datetime) -> list[ReadingIn]:
+    """Check and normalise a batch (times to naive UTC seconds); raise on the first bad item."""
     clean = []
+    limit = now + FUTURE_SLACK
     for i, item in enumerate(items):
-        read_at = _normalise_time(item.read_at, i)
-        if read_at > now + FUTURE_SLACK:
+        read_at = item.read_at
+        if type(read_at) is not dt.datetime or read_at.tzinfo is not None or read_at.microsecond:
+            read_at = _normalise_time(read_at, i)
+        if read_at > limit:
             raise ValidationError(f"reading {i}: the time {read_at:%Y-%m-%d %H:%M:%S} is in the future",
                                   f"readings.{i}.read_at")
         if item.meter_id is None and not item.serial:
             raise ValidationError(f"reading {i}: name the meter", f"readings.{i}.meter")
-        clean.append(ReadingIn(
-            read_at=read_at, total=_register(item.total, i, "total", optional=False),  # type: ignore[arg-type]
-            meter_id=item.meter_id, serial=item.serial,
-            t1=_register(item.t1, i, "t1", optional=True), t2=_register(item.t2, i, "t2", optional=True),
-            t3=_register(item.t3, i, "t3", optional=True), t4=_register(item.t4, i, "t4", optional=True),
-            source=(item.source or "")[:20],
-        ))
+        _register(item.total, i, "total", optional=False)
+        for name in ("t1", "t2", "t3", "t4"):
+            _register(getattr(item, name), i, name, optional=True)
+        clean.append(ReadingIn(read_at=read_at, total=item.total, meter_id=item.meter_id, serial=item.serial,
+                               t1=item.t1, t2=item.t2, t3=item.t3, t4=item.t4, source=(item.source or "")[:20]))
     return clean
 
 
 class _Rater:
     """Rates readings against in-memory meter state; no I/O."""
 
-    def __init__(self, meters: dict[int, Meter], accounts: dict[int, Account], zones: dict[int, ZoneInfo]):
+    def __init__(self, meters: dict[int, MeterState], accounts: dict[int, tuple[int | None, int | None]],
+                 zones: dict[int, ZoneInfo]):
         self.meters = meters
-        self.accounts = accounts
+        self.accounts = accounts  # account id -> (electricity tariff, water tariff)
         self.zones = zones
         tariff_ids = [m.tariff_id for m in meters.values()]
-        for a in accounts.values():
-            tariff_ids += [a.tariff_electricity_id, a.tariff_water_id]
+        for pair in accounts.values():
+            tariff_ids += list(pair)
         self.book = TariffBook(tariff_ids)
 
-    def tariff_id(self, m: Meter) -> int | None:
+    def tariff_id(self, m: MeterState) -> int | None:
         if m.tariff_id:
             return m.tariff_id
-        acct = self.accounts.get(m.account_id)
-        if acct is None:
+        pair = self.accounts.get(m.account_id)
+        if pair is None:
             return None
-        return acct.tariff_electricity_id if m.kind == "electricity" else acct.tariff_water_id
+        return pair[0] if m.kind == "electricity" else pair[1]
 
-    def rate(self, m: Meter, r: ReadingIn, *, trust_jump: bool = False) -> ReadingResult:
+    def rate(self, m: MeterState, r: ReadingIn, *, trust_jump: bool = False) -> ReadingResult:
         res = ReadingResult(meter_id=m.id, read_at=r.read_at, status="accepted")
         if m.status != "active" or m.account_id is None:
             res.status, res.note = "ignored", "meter not in service"
@@ -201,7 +226,7 @@ class _Rater:
         return res
 
     @staticmethod
-    def _advance(m: Meter, r: ReadingIn) -> None:
+    def _advance(m: MeterState, r: ReadingIn) -> None:
         m.last_read_at = r.read_at
         m.last_total = r.total
         m.last_t1, m.last_t2, m.last_t3, m.last_t4 = r.t1, r.t2, r.t3, r.t4
@@ -213,18 +238,25 @@ def _chunks(seq: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
 
 
 def _load(meter_ids: Sequence[int]):
-    meters: dict[int, Meter] = {}
+    """Meter states (locked on MySQL), account tariffs and property time zones."""
+    meters: dict[int, MeterState] = {}
+    columns = [getattr(Meter, c if c not in ("account_id", "property_id", "tariff_id") else c[:-3])
+               for c in STATE_COLUMNS]
     for chunk in _chunks(meter_ids):
-        q = Meter.select().where(Meter.id.in_(list(chunk)))
+        q = Meter.select(*columns).where(Meter.id.in_(list(chunk)))
         if not is_sqlite():
             q = q.order_by(Meter.id).for_update()
-        meters.update((m.id, m) for m in q)
+        for row in q.tuples():
+            meters[row[0]] = MeterState(row)
     acct_ids = sorted({m.account_id for m in meters.values() if m.account_id})
-    accounts: dict[int, Account] = {}
+    accounts: dict[int, tuple[int | None, int | None]] = {}
     for chunk in _chunks(acct_ids):
-        accounts.update((a.id, a) for a in Account.select().where(Account.id.in_(list(chunk))))
+        q = Account.select(Account.id, Account.tariff_electricity, Account.tariff_water).where(
+            Account.id.in_(list(chunk)))
+        accounts.update((a, (te, tw)) for a, te, tw in q.tuples())
     prop_ids = {m.property_id for m in meters.values()}
-    zones = {p.id: ZoneInfo(p.timezone) for p in Property.select().where(Property.id.in_(list(prop_ids)))}
+    zones = {p: ZoneInfo(tz) for p, tz in
+             Property.select(Property.id, Property.timezone).where(Property.id.in_(list(prop_ids))).tuples()}
     return meters, accounts, zones
 
 
@@ -309,7 +341,7 @@ def apply_readings(items: Sequence[ReadingIn], *, actor: Actor, now: dt.datetime
     return results  # type: ignore[return-value]
 
 
-def _post_charges(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, Meter], *,
+def _post_charges(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState], *,
                   actor: Actor, now: dt.datetime, memo: str):
     """One entry for all charges of a batch.  Returns (entry or None, accounts charged)."""
     wallets: dict[int, int] = defaultdict(int)
@@ -332,7 +364,7 @@ def _post_charges(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int
     return entry, set(wallets)
 
 
-def _write(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, Meter], touched: set[int], *,
+def _write(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState], touched: set[int], *,
            actor: Actor, now: dt.datetime) -> None:
     if not pairs:
         return
@@ -361,9 +393,7 @@ def _write(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, Meter
         Reading.insert_many(list(chunk)).execute()
     if events:
         Event.insert_many(events).execute()
-    changed = [meters[mid] for mid in sorted(touched)]
-    if changed:
-        Meter.bulk_update(changed, fields=STATE_FIELDS, batch_size=200)
+    bulk_update("meter", "id", STATE_ASSIGNMENTS, [meters[mid].state_row() for mid in sorted(touched)])
     if charged_accounts:
         refresh_accounts(charged_accounts, now=now)
 
@@ -403,7 +433,7 @@ def release_held_reading(reading: Reading, *, actor: Actor, now: dt.datetime, re
         Reading.update(status="released", consumption=res.consumption, charge_fen=res.charge_fen,
                        rate_units=json.dumps(res.rate_units, sort_keys=True),
                        entry=entry.id if entry else None, note=reason[:200]).where(Reading.id == row.id).execute()
-        Meter.bulk_update([m], fields=STATE_FIELDS)
+        bulk_update("meter", "id", STATE_ASSIGNMENTS, [m.state_row()])
         refresh_accounts(charged, now=now)
         audit(actor, "reading.release", row, now=now, reason=reason, charge_fen=res.charge_fen)
     return res

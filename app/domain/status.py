@@ -44,22 +44,22 @@ def refresh_accounts(account_ids: Iterable[int], *, now: dt.datetime) -> list[Ev
     for i in range(0, len(ids), 400):
         chunk = ids[i : i + 400]
         rows = (
-            Account.select(Account, LedgerAccount.balance_fen)
+            Account.select(Account.id, Account.property, Account.status, Account.alarm1_fen,
+                           Account.alarm2_fen, Account.credit_limit_fen, LedgerAccount.balance_fen)
             .join(LedgerAccount)
             .where(Account.id.in_(chunk) & Account.status.in_(list(LIVE)))
+            .tuples()
         )
         changed: dict[str, list[int]] = {}
-        for acct in rows:
-            balance = acct.wallet.balance_fen
-            new = status_for(balance, acct.alarm1_fen, acct.alarm2_fen, acct.credit_limit_fen)
-            if new == acct.status:
+        for acct_id, prop_id, status, alarm1, alarm2, credit, balance in rows:
+            new = status_for(balance, alarm1, alarm2, credit)
+            if new == status:
                 continue
-            changed.setdefault(new, []).append(acct.id)
+            changed.setdefault(new, []).append(acct_id)
             events.append(
                 Event(
-                    kind=f"balance.{new}", property=acct.property_id, account=acct.id,
-                    created_at=now,
-                    data=json.dumps({"from": acct.status, "to": new, "balance_fen": balance}),
+                    kind=f"balance.{new}", property=prop_id, account=acct_id, created_at=now,
+                    data=json.dumps({"from": status, "to": new, "balance_fen": balance}),
                 )
             )
         for new, acct_ids in changed.items():

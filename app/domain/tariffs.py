@@ -18,6 +18,7 @@ Spec JSON by kind:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -247,7 +248,10 @@ class TariffBook:
             .order_by(TariffVersion.effective_from)
         )
         for v in rows:
-            self.versions[v.tariff_id].append((v.effective_from, json.loads(v.spec)))
+            spec = json.loads(v.spec)
+            if "segments" in spec:
+                spec["_segs"] = day_segments(spec)
+            self.versions[v.tariff_id].append((v.effective_from, spec))
 
     def spec_at(self, tariff_id: int, when: dt.datetime) -> dict[str, Any] | None:
         """The version in force at ``when`` (the last one effective at or before it)."""
@@ -260,13 +264,21 @@ class TariffBook:
         return found
 
 
+@functools.lru_cache(maxsize=8192)
 def _local(when: dt.datetime, tz: ZoneInfo) -> dt.datetime:
     return when.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
 
 
-def tou_seconds(start: dt.datetime, end: dt.datetime, spec: Mapping[str, Any], tz: ZoneInfo) -> dict[str, int]:
-    """Seconds of [start, end) (naive UTC) spent in each TOU rate, by local wall time."""
-    segs = [(_minute(s["start"], "start"), s["rate"]) for s in spec["segments"]]
+def day_segments(spec: Mapping[str, Any]) -> tuple[tuple[int, str], ...]:
+    """A TOU spec's segments as ((start minute, rate), ...)."""
+    return tuple((_minute(seg["start"], "start"), seg["rate"]) for seg in spec["segments"])
+
+
+@functools.lru_cache(maxsize=8192)
+def tou_seconds(start: dt.datetime, end: dt.datetime, segs: tuple[tuple[int, str], ...],
+                tz: ZoneInfo) -> dict[str, int]:
+    """Seconds of [start, end) (naive UTC) spent in each TOU rate, by local wall time.
+    (Cached: polling rounds share their timestamps.  Callers must not mutate the result.)"""
     out: dict[str, int] = {}
     cur = _local(start, tz)
     stop = _local(end, tz)
@@ -300,6 +312,8 @@ def month_key(when: dt.datetime, tz: ZoneInfo) -> int:
 def month_pieces(start: dt.datetime, end: dt.datetime, units: int, tz: ZoneInfo) -> list[tuple[int, int]]:
     """Split ``units`` consumed over [start, end) across local calendar months by time."""
     ls, le = _local(start, tz), _local(end, tz)
+    if (ls.year, ls.month) == (le.year, le.month) or le == dt.datetime(le.year, le.month, 1):
+        return [(ls.year * 100 + ls.month, units)]
     bounds = []
     cur = ls
     while True:
@@ -367,7 +381,8 @@ def rate_interval(
         return units * spec["price"], {"flat": units}, (mkey, mused)
     prices = spec["prices"]
     if rate_units is None:
-        per_rate = split_by_time(units, tou_seconds(start, end, spec, tz))
+        segs = spec.get("_segs") or day_segments(spec)
+        per_rate = split_by_time(units, tou_seconds(start, end, segs, tz))
     else:
         per_rate = {r: u for r, u in rate_units.items() if u}
     # A register rate without a price of its own (e.g. T1 sharp on a three-rate tariff) is
