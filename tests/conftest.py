@@ -9,7 +9,12 @@ import shutil
 
 import pytest
 
+import tempfile  # noqa: E402
+
 os.environ.setdefault("MD_CONFIG_FILE", "/nonexistent/meterdesk-test.toml")
+# The huey instance is built at import time from the environment: keep it in memory.
+os.environ["MD_HUEY_IMMEDIATE"] = "1"
+os.environ.setdefault("MD_STATE_DIR", tempfile.mkdtemp(prefix="md-test-state-"))
 
 from app import create_app  # noqa: E402
 from app.db import db, init_db  # noqa: E402
