@@ -7,7 +7,7 @@ MYSQL_URL ?= mysql://root@127.0.0.1:3306/test
 REDIS_URL ?= redis://127.0.0.1:6379/15
 export MD_STATE_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-sqlite test-mysql lint assets translations bench clean serve
+.PHONY: run test test-sqlite test-mysql lint assets translations messages bench clean serve
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -23,6 +23,15 @@ assets: app/static/vendor/htmx.min.js
 
 translations: $(STAMP)
 	$(VENV)/bin/pybabel compile -d app/translations
+
+# Re-extract the message catalogue and merge it into each language's .po (run by hand after
+# changing strings, then translate every new or fuzzy entry; tests/test_i18n.py checks).
+# The Chinese catalogue lives in zh_Hans_CN: Babel expands zh_CN to zh_Hans_CN, and
+# Flask-Babel looks the catalogue up under that name.
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k tr --ignore-dirs='.* __pycache__ node_modules' \
+		--project=meterdesk --version=0.1.0 --sort-by-file -o app/translations/messages.pot .
+	$(VENV)/bin/pybabel update -i app/translations/messages.pot -d app/translations
 
 run: $(STAMP) assets translations
 	$(VENV)/bin/meterdesk db upgrade

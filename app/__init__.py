@@ -21,11 +21,17 @@ htmx = Htmx()
 
 
 def select_locale() -> str:
-    lang = session.get("lang") if request else None
-    if lang in LANGUAGES:
-        return lang
-    from flask import current_app
+    """The person's choice (session), else for the JSON API the Accept-Language header
+    (English unless Chinese is asked for), else the configured console language."""
+    from flask import current_app, has_request_context
 
+    if has_request_context():
+        lang = session.get("lang")
+        if lang in LANGUAGES:
+            return lang
+        if request.path.startswith("/api/"):
+            best = request.accept_languages.best_match(["zh_CN", "zh", "en"])
+            return "zh_CN" if best in ("zh_CN", "zh") else "en"
     return current_app.config.get("LANGUAGE", "zh_CN")
 
 

@@ -125,9 +125,9 @@ def ledger_verify() -> None:
 def readings_import(path: str, batch: int) -> None:
     """Import readings from CSV: serial,read_at,total[,t1,t2,t3,t4] (header row required;
     read_at ISO-8601, UTC unless it carries an offset; registers as raw integers)."""
+    from app.db import write_tx
     from app.domain.actors import SYSTEM
     from app.domain.errors import DomainError
-    from app.db import write_tx
     from app.domain.readings import ReadingIn, apply_readings, validate
     from app.models import utcnow
 
@@ -139,7 +139,7 @@ def readings_import(path: str, batch: int) -> None:
             raise click.ClickException(f"the CSV lacks column(s): {', '.join(sorted(missing))}")
         for line, row in enumerate(reader, start=2):
             try:
-                def reg(name: str) -> int | None:
+                def reg(name: str, row: dict = row) -> int | None:
                     value = (row.get(name) or "").strip()
                     return int(value) if value else None
 
@@ -166,6 +166,175 @@ def readings_import(path: str, batch: int) -> None:
     except DomainError as exc:
         raise click.ClickException(f"{exc.message}; nothing was imported") from None
     click.echo(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no readings")
+
+
+@cli.command("simulate")
+@click.option("--site", "site_file", type=click.Path(exists=True, dir_okay=False),
+              help="Site description (TOML); without it the gateways and meters in the database.")
+@click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per real second.")
+def simulate(site_file: str | None, speed: float) -> None:
+    """Run a simulated site: virtual RS-485 gateways on 127.0.0.1 with virtual meters."""
+    import asyncio
+    import datetime as dt
+
+    from app.sim.meters import monotonic_clock
+    from app.sim.site import build_site, describe_database_site, load_site_file, serve
+
+    if site_file:
+        description = load_site_file(site_file)
+    else:
+        with db.connection_context():
+            description = describe_database_site()
+    if not description.get("gateway"):
+        raise click.ClickException("the site has no gateways")
+    clock = monotonic_clock(dt.datetime.now().replace(microsecond=0), speed)
+    try:
+        asyncio.run(serve(build_site(description, clock=clock)))
+    except KeyboardInterrupt:
+        pass
+
+
+PROBE_PROTOCOLS = ["dlt645-2007", "dlt645-1997", "cjt188", "modbus-rtu-tcp", "modbus-tcp"]
+
+
+def _decimal(value: int | None, places: int) -> str | None:
+    """An integer in 10^-places units as a decimal string (no float on the way)."""
+    if value is None:
+        return None
+    sign = "-" if value < 0 else ""
+    value = abs(value)
+    if places == 0:
+        return f"{sign}{value}"
+    return f"{sign}{value // 10**places}.{value % 10**places:0{places}d}"
+
+
+def probe_report(reading, kind: str) -> dict:
+    """A driver reading as the documented probe JSON: decimal strings, units in the keys."""
+    out: dict = {}
+    if kind == "water":
+        out["total_m3"] = _decimal(reading.total, 3)
+    else:
+        out["total_kwh"] = _decimal(reading.total, 2)
+        for name, rate in (("t1", "sharp"), ("t2", "peak"), ("t3", "flat"), ("t4", "valley")):
+            value = getattr(reading, name)
+            if value is not None:
+                out[f"{name}_{rate}_kwh"] = _decimal(value, 2)
+    if reading.voltage_dv is not None:
+        out["voltage_v"] = _decimal(reading.voltage_dv, 1)
+    if reading.current_ma is not None:
+        out["current_a"] = _decimal(reading.current_ma, 3)
+    if reading.power_w is not None:
+        out["power_kw"] = _decimal(reading.power_w, 3)
+    if reading.balance_fen is not None:
+        out["balance_yuan"] = _decimal(reading.balance_fen, 2)
+    if reading.purchase_count is not None:
+        out["purchase_count"] = reading.purchase_count
+    if reading.supply is not None:
+        out["valve" if kind == "water" else "relay"] = (
+            ("open" if reading.supply == "on" else "closed") if kind == "water" else reading.supply)
+    if reading.keep_power is not None:
+        out["keep_power"] = reading.keep_power
+    if reading.meter_time is not None:
+        out["meter_time"] = reading.meter_time.isoformat()
+    return out
+
+
+@cli.command("probe")
+@click.option("--protocol", type=click.Choice(PROBE_PROTOCOLS), required=True)
+@click.option("--host", required=True)
+@click.option("--port", type=int, required=True)
+@click.option("--address", required=True, help="Meter address (DL/T 645: 12 digits; CJ/T 188: 14; Modbus: id)")
+@click.option("--profile", default="", help="Modbus register map name")
+@click.option("--kind", type=click.Choice(["electricity", "water"]), default=None)
+@click.option("--timeout", default=2.0, show_default=True)
+@click.option("--trip", "action", flag_value="trip", help="Open the relay (cut supply), confirmed.")
+@click.option("--close", "action", flag_value="close", help="Close the relay (restore supply), confirmed.")
+@click.option("--keep-power", "action", flag_value="keep_power", help="Keep power on (保电).")
+@click.option("--valve-open", "action", flag_value="valve_open")
+@click.option("--valve-close", "action", flag_value="valve_close")
+def probe(protocol: str, host: str, port: int, address: str, profile: str, kind: str | None,
+          timeout: float, action: str | None) -> None:
+    """Read one meter through a TCP gateway and print everything it said as one JSON object;
+    optionally send one confirmed command."""
+    import asyncio
+    import datetime as dt
+    import json
+
+    from app.devices.drivers.base import MeterRef, NoAnswer, Refused
+    from app.models import Gateway
+    from workers.collector import make_driver
+
+    kind = kind or ("water" if protocol == "cjt188" else "electricity")
+    gateway = Gateway(id=0, host=host, port=port, transport="modbus-tcp" if protocol == "modbus-tcp" else "serial")
+    ref = MeterRef(address=address, protocol=protocol, kind=kind, profile=profile)
+
+    async def main() -> dict:
+        links: dict = {}
+        driver = make_driver(gateway, protocol, links, timeout=timeout)
+        try:
+            result: dict = {"protocol": protocol, "address": address}
+            if action:
+                until = dt.datetime.now().replace(microsecond=0) + dt.timedelta(days=3650)
+                if action == "keep_power":
+                    await driver.keep_power(ref, True, valid_until=until)
+                    result["command"] = {"keep_power": "acknowledged"}
+                else:
+                    on = action in ("close", "valve_open")
+                    await driver.set_supply(ref, on, valid_until=until)
+                    state = await driver.read_supply(ref)
+                    if state != ("on" if on else "off"):
+                        raise Refused(f"the meter reports supply {state} after the command")
+                    result["command"] = {action: "confirmed"}
+            result.update(probe_report(await driver.read(ref), kind))
+            return result
+        finally:
+            for link in links.values():
+                closer = getattr(link, "close", None)
+                if closer is not None:
+                    maybe = closer()
+                    if asyncio.iscoroutine(maybe):
+                        await maybe
+
+    try:
+        click.echo(json.dumps(asyncio.run(main()), ensure_ascii=False))
+    except NoAnswer:
+        raise click.ClickException(f"no answer from meter {address} via {host}:{port} ({protocol})") from None
+    except Refused as exc:
+        raise click.ClickException(f"meter {address} refused: {exc}") from None
+    except ConnectionError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command("collect")
+@click.option("--loop", "forever", is_flag=True, help="Keep polling (every --every seconds).")
+@click.option("--every", default=10.0, show_default=True)
+@click.option("--all", "force", is_flag=True, help="Read every meter now, due or not.")
+def collect(forever: bool, every: float, force: bool) -> None:
+    """Poll the gateways once (or in a loop) and carry out pending meter commands."""
+    import asyncio
+    import time
+
+    from workers.collector import Collector
+
+    async def main() -> None:
+        collector = Collector()
+        try:
+            while True:
+                started = time.monotonic()
+                report = await collector.run_cycle(force=force)
+                click.echo(f"{report.gateways} gateways, {report.meters_read} read, {report.missed} missed, "
+                           f"{report.commands_confirmed}/{report.commands_sent} commands confirmed, "
+                           f"{report.seconds:.1f} s")
+                if not forever:
+                    return
+                await asyncio.sleep(max(every - (time.monotonic() - started), 0.5))
+        finally:
+            await collector.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
 
 
 for group in (db_cli, user_cli, token_cli, demo_cli, ledger_cli, readings_cli):

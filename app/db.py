@@ -8,9 +8,9 @@ pooled, utf8mb4).  Every write goes through ``write_tx()``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from peewee import DatabaseProxy, MySQLDatabase, SqliteDatabase

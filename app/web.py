@@ -16,6 +16,7 @@ from jinja2_fragments.flask import render_block
 
 from app.domain.actors import Actor
 from app.domain.money import format_fen
+from app.i18n import label
 from app.models import User
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -72,6 +73,13 @@ def csrf_token() -> str:
     return token
 
 
+def _locale_code() -> str:
+    """The console language as the codes the templates use ("zh_CN" or "en").  Babel
+    expands zh_CN to zh_Hans_CN, so compare by language rather than by the full name."""
+    locale = get_locale()
+    return "zh_CN" if locale is not None and locale.language == "zh" else "en"
+
+
 def register_web(app: Flask) -> None:
     @app.before_request
     def _load_user() -> None:
@@ -110,7 +118,7 @@ def register_web(app: Flask) -> None:
             "csrf_token": csrf_token,
             "current_user": user,
             "can": (lambda p: actor is not None and actor.can(p)),
-            "locale": str(get_locale()),
+            "locale": _locale_code(),
         }
 
     def _error(code: int, default: str):
@@ -129,6 +137,7 @@ def register_web(app: Flask) -> None:
     app.register_error_handler(404, _error(404, _l("Not found.")))
     app.register_error_handler(405, _error(405, _l("Method not allowed.")))
 
+    app.jinja_env.filters["label"] = label
     app.jinja_env.filters["yuan"] = lambda fen: "¥" + format_fen(int(fen or 0))
     app.jinja_env.filters["fen"] = lambda fen: format_fen(int(fen or 0))
     app.jinja_env.filters["kwh"] = lambda cwh: format_fen(int(cwh or 0))

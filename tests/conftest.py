@@ -6,10 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import tempfile  # noqa: E402
 
 import pytest
-
-import tempfile  # noqa: E402
 
 os.environ.setdefault("MD_CONFIG_FILE", "/nonexistent/meterdesk-test.toml")
 # The huey instance is built at import time from the environment: keep it in memory.

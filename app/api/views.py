@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
+from app.api.openapi import SPEC
 from app.domain.actors import Actor
 from app.domain.errors import DomainError, NotFound, ValidationError
 from app.domain.ledger import wallet_entries
@@ -19,8 +20,8 @@ from app.domain.money import format_fen, format_price, parse_yuan
 from app.domain.readings import ReadingIn, apply_readings
 from app.domain.sales import reverse_sale, sell
 from app.domain.users import token_actor
+from app.i18n import tr
 from app.models import Account, LedgerAccount, Meter, Sale, Tariff, TariffVersion, Tenant, utcnow
-from app.api.openapi import SPEC
 
 bp = Blueprint("api", __name__)
 
@@ -44,12 +45,13 @@ def auth(permission: str):
         def wrapped(*args: Any, **kwargs: Any):
             header = request.headers.get("Authorization", "")
             if not header.startswith("Bearer "):
-                return error("send 'Authorization: Bearer <token>'", None, 401)
+                return error(tr("send 'Authorization: Bearer <token>'"), None, 401)
             actor = token_actor(header[7:].strip())
             if actor is None:
-                return error("unknown or revoked token", None, 401)
+                return error(tr("unknown or revoked token"), None, 401)
             if not actor.can(permission):
-                return error(f"this token's role '{actor.role}' may not do '{permission}'", None, 403)
+                return error(tr("this token's role '%(role)s' may not do '%(permission)s'",
+                                role=actor.role, permission=permission), None, 403)
             g.actor = actor
             return view(*args, **kwargs)
 
@@ -66,7 +68,7 @@ def _actor() -> Actor:
 def _body() -> dict[str, Any]:
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
-        raise ValidationError("send a JSON object", None)
+        raise ValidationError(tr("send a JSON object"), None)
     return data
 
 
@@ -75,7 +77,7 @@ def _page() -> tuple[int, int]:
         limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
         offset = max(int(request.args.get("offset", 0)), 0)
     except ValueError:
-        raise ValidationError("limit and offset are whole numbers", "limit") from None
+        raise ValidationError(tr("limit and offset are whole numbers"), "limit") from None
     return limit, offset
 
 
@@ -133,7 +135,7 @@ def accounts():
 def _account(account_id: int) -> Account:
     acct = Account.get_or_none(Account.id == account_id)
     if acct is None:
-        raise NotFound("no such account", "account_id")
+        raise NotFound(tr("no such account"), "account_id")
     return acct
 
 
@@ -209,20 +211,20 @@ def _spec_strings(spec_json: str) -> dict[str, Any]:
 def create_sale():
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
-        raise ValidationError("send an Idempotency-Key header (unique per sale)", "Idempotency-Key")
+        raise ValidationError(tr("send an Idempotency-Key header (unique per sale)"), "Idempotency-Key")
     body = _body()
     if "account_id" in body:
         if not isinstance(body["account_id"], int) or isinstance(body["account_id"], bool):
-            raise ValidationError("account_id is a whole number", "account_id")
+            raise ValidationError(tr("account_id is a whole number"), "account_id")
         acct = _account(body["account_id"])
     elif "account_number" in body:
         acct = Account.get_or_none(Account.number == str(body["account_number"]))
         if acct is None:
-            raise NotFound("no account with that number", "account_number")
+            raise NotFound(tr("no account with that number"), "account_number")
     else:
-        raise ValidationError("name the account (account_id or account_number)", "account_id")
+        raise ValidationError(tr("name the account (account_id or account_number)"), "account_id")
     if not isinstance(body.get("amount"), str):
-        raise ValidationError('amount is a decimal string such as "100.00"', "amount")
+        raise ValidationError(tr('amount is a decimal string such as "100.00"'), "amount")
     amount = parse_yuan(body["amount"])
     result = sell(acct, amount_fen=amount, method=str(body.get("method", "")), idempotency_key=key,
                   utility=str(body.get("utility", "electricity")), actor=_actor(), now=utcnow())
@@ -234,7 +236,7 @@ def create_sale():
 def get_sale(sale_id: int):
     sale = Sale.get_or_none(Sale.id == sale_id)
     if sale is None:
-        raise NotFound("no such sale", "sale_id")
+        raise NotFound(tr("no such sale"), "sale_id")
     return jsonify(sale_json(sale))
 
 
@@ -243,7 +245,7 @@ def get_sale(sale_id: int):
 def reverse(sale_id: int):
     sale = Sale.get_or_none(Sale.id == sale_id)
     if sale is None:
-        raise NotFound("no such sale", "sale_id")
+        raise NotFound(tr("no such sale"), "sale_id")
     body = _body()
     result = reverse_sale(sale, reason=str(body.get("reason", "")), actor=_actor(), now=utcnow())
     return jsonify(sale_json(result.sale)), 201 if result.created else 200
@@ -258,19 +260,21 @@ def readings():
     body = _body()
     items = body.get("readings")
     if not isinstance(items, list) or not items:
-        raise ValidationError("send {\"readings\": [...]} with at least one reading", "readings")
+        raise ValidationError(tr("send {\"readings\": [...]} with at least one reading"), "readings")
     if len(items) > 20000:
-        raise ValidationError("at most 20,000 readings per request", "readings")
+        raise ValidationError(tr("at most 20,000 readings per request"), "readings")
     batch = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ValidationError(f"reading {i} is not an object", f"readings.{i}")
+            raise ValidationError(tr("reading %(index)s is not an object", index=i), f"readings.{i}")
         unknown = set(item) - set(READING_FIELDS)
         if unknown:
-            raise ValidationError(f"reading {i}: unknown field {sorted(unknown)[0]}", f"readings.{i}")
+            raise ValidationError(tr("reading %(index)s: unknown field %(field)s", index=i,
+                                     field=sorted(unknown)[0]), f"readings.{i}")
         meter_id = item.get("meter_id")
         if meter_id is not None and (not isinstance(meter_id, int) or isinstance(meter_id, bool)):
-            raise ValidationError(f"reading {i}: meter_id is a whole number", f"readings.{i}.meter_id")
+            raise ValidationError(tr("reading %(index)s: meter_id is a whole number", index=i),
+                                  f"readings.{i}.meter_id")
         batch.append(ReadingIn(
             meter_id=meter_id, serial=item.get("serial"), read_at=item.get("read_at"),  # type: ignore[arg-type]
             total=item.get("total"), t1=item.get("t1"), t2=item.get("t2"), t3=item.get("t3"),  # type: ignore[arg-type]

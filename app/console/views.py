@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, abort, redirect, request, url_for
-from flask_babel import gettext as _
 from peewee import JOIN
 
 from app.domain.errors import DomainError

@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
+from app.domain.control import plan_supply_commands, queue_keep_power
 from app.domain.errors import ValidationError
 from app.domain.ledger import PAYMENT_METHODS, create_wallet, post_entry, system_account
+from app.domain.money import format_fen
 from app.domain.status import refresh_accounts, refresh_relays
+from app.i18n import tr
 from app.models import Account, Event, LedgerAccount, Meter, Property, Reading, Room, Tariff, Tenant
 
 
@@ -29,7 +32,9 @@ def _check_tariff(tariff: Tariff | None, prop: Property, utility: str, field: st
     if tariff is None:
         return
     if tariff.property_id != prop.id or tariff.utility != utility:
-        raise ValidationError(f"that tariff is not a {utility} tariff of this property", field)
+        if utility == "electricity":
+            raise ValidationError(tr("that tariff is not an electricity tariff of this property"), field)
+        raise ValidationError(tr("that tariff is not a water tariff of this property"), field)
 
 
 def _attach(meter: Meter, account: Account, room: Room | None, initial_total: int | None, now) -> None:
@@ -44,7 +49,7 @@ def _attach(meter: Meter, account: Account, room: Room | None, initial_total: in
     meter.month_units = 0
     if initial_total is not None:
         if initial_total < 0:
-            raise ValidationError("an initial register reading cannot be negative", "initial_total")
+            raise ValidationError(tr("an initial register reading cannot be negative"), "initial_total")
         meter.last_read_at = now
         meter.last_total = initial_total
         meter.last_t1 = meter.last_t2 = meter.last_t3 = meter.last_t4 = None
@@ -85,37 +90,38 @@ def open_account(
     """
     actor.require("account.open")
     if tenant.property_id != prop.id:
-        raise ValidationError("the tenant belongs to another property", "tenant")
+        raise ValidationError(tr("the tenant belongs to another property"), "tenant")
     if not meters:
-        raise ValidationError("an account needs at least one meter", "meters")
+        raise ValidationError(tr("an account needs at least one meter"), "meters")
     alarm1 = prop.default_alarm1_fen if alarm1_fen is None else alarm1_fen
     alarm2 = prop.default_alarm2_fen if alarm2_fen is None else alarm2_fen
     if not (alarm1 >= alarm2 >= 0):
-        raise ValidationError("alarm 1 must be at or above alarm 2, and both at or above zero",
+        raise ValidationError(tr("alarm 1 must be at or above alarm 2, and both at or above zero"),
                               "alarm1_fen")
     if credit_limit_fen < 0:
-        raise ValidationError("the credit limit cannot be negative", "credit_limit_fen")
+        raise ValidationError(tr("the credit limit cannot be negative"), "credit_limit_fen")
     _check_tariff(tariff_electricity, prop, "electricity", "tariff_electricity")
     _check_tariff(tariff_water, prop, "water", "tariff_water")
     kinds = {ms.meter.kind for ms in meters}
     if "electricity" in kinds and tariff_electricity is None and not all(
         ms.meter.tariff_id for ms in meters if ms.meter.kind == "electricity"
     ):
-        raise ValidationError("choose an electricity tariff", "tariff_electricity")
+        raise ValidationError(tr("choose an electricity tariff"), "tariff_electricity")
     if "water" in kinds and tariff_water is None and not all(
         ms.meter.tariff_id for ms in meters if ms.meter.kind == "water"
     ):
-        raise ValidationError("choose a water tariff", "tariff_water")
+        raise ValidationError(tr("choose a water tariff"), "tariff_water")
     with write_tx():
         for ms in meters:
             fresh = Meter.get_by_id(ms.meter.id)
             if fresh.property_id != prop.id:
-                raise ValidationError(f"meter {fresh.serial} belongs to another property", "meters")
+                raise ValidationError(tr("meter %(serial)s belongs to another property", serial=fresh.serial),
+                                      "meters")
             if fresh.status != "stock" or fresh.account_id is not None:
-                raise ValidationError(f"meter {fresh.serial} is already in use", "meters")
+                raise ValidationError(tr("meter %(serial)s is already in use", serial=fresh.serial), "meters")
         number = (number or "").strip() or _next_number(prop)
         if Account.select().where(Account.number == number).exists():
-            raise ValidationError(f"account number {number} is taken", "number")
+            raise ValidationError(tr("account number %(number)s is taken", number=number), "number")
         wallet = create_wallet(prop, number)
         account = Account.create(
             property=prop, tenant=tenant, room=room, number=number, status="opened",
@@ -143,14 +149,17 @@ def close_account(account: Account, *, actor: Actor, now: dt.datetime,
     with write_tx():
         account = Account.get_by_id(account.id)
         if account.status == "closed":
-            raise ValidationError("the account is closed already", "account")
+            raise ValidationError(tr("the account is closed already"), "account")
         balance = LedgerAccount.get_by_id(account.wallet_id).balance_fen
         if balance < 0:
             raise ValidationError(
-                f"the account owes {-balance / 100:.2f} yuan; settle it with a sale first", "account"
+                tr("the account owes %(amount)s yuan; settle it with a sale first",
+                   amount=format_fen(-balance)),
+                "account",
             )
         if refund_method is not None and refund_method not in PAYMENT_METHODS:
-            raise ValidationError(f"unknown payment method '{refund_method}'", "refund_method")
+            raise ValidationError(tr("unknown payment method '%(method)s'", method=refund_method),
+                                  "refund_method")
         if balance > 0:
             target = f"cash:{refund_method}" if refund_method else "liability:refunds_payable"
             post_entry(
@@ -184,13 +193,13 @@ def swap_meter(
         old = Meter.get_by_id(old.id)
         new = Meter.get_by_id(new.id)
         if old.status != "active" or old.account_id is None:
-            raise ValidationError(f"meter {old.serial} is not in service", "old")
+            raise ValidationError(tr("meter %(serial)s is not in service", serial=old.serial), "old")
         if new.status != "stock" or new.account_id is not None:
-            raise ValidationError(f"meter {new.serial} is not in stock", "new")
+            raise ValidationError(tr("meter %(serial)s is not in stock", serial=new.serial), "new")
         if new.kind != old.kind or new.property_id != old.property_id:
-            raise ValidationError("the new meter must be of the same kind and property", "new")
+            raise ValidationError(tr("the new meter must be of the same kind and property"), "new")
         if old.last_read_at is not None and old.last_read_at >= now:
-            raise ValidationError("the old meter has a reading at or after the swap time", "old")
+            raise ValidationError(tr("the old meter has a reading at or after the swap time"), "old")
         results = apply_readings(
             [ReadingIn(meter_id=old.id, read_at=now, total=old_final_total, source="swap")],
             actor=actor, now=now,
@@ -198,7 +207,8 @@ def swap_meter(
         final = results[0]
         if final.status not in ("accepted", "baseline"):
             raise ValidationError(
-                f"the old meter's final reading was not accepted ({final.status}): {final.note}",
+                tr("the old meter's final reading was not accepted (%(status)s): %(note)s",
+                   status=final.status, note=final.note),
                 "old_final_total",
             )
         account = Account.get_by_id(old.account_id)
@@ -224,9 +234,9 @@ def set_keep_power(meter: Meter, *, on: bool, actor: Actor, now: dt.datetime, re
     actor.require("meter.keep_power")
     reason = (reason or "").strip()
     if on and not reason:
-        raise ValidationError("say why power is kept on", "reason")
+        raise ValidationError(tr("say why power is kept on"), "reason")
     if on and until is not None and until <= now:
-        raise ValidationError("the end of keep-power must be in the future", "until")
+        raise ValidationError(tr("the end of keep-power must be in the future"), "until")
     with write_tx():
         meter = Meter.get_by_id(meter.id)
         Meter.update(
@@ -244,6 +254,8 @@ def set_keep_power(meter: Meter, *, on: bool, actor: Actor, now: dt.datetime, re
         if meter.account_id:
             events = refresh_relays([meter.account_id], now=now)
             Event.bulk_create(events)
+        queue_keep_power(meter, on=on, actor=actor, now=now, reason=reason)
+        plan_supply_commands([meter.id], now=now)
         audit(actor, "meter.keep_power", meter, now=now, on=on, reason=reason,
               until=until.isoformat() if until else None)
     return Meter.get_by_id(meter.id)

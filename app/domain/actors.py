@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.domain.errors import PermissionDenied
+from app.i18n import tr
 
 ROLES = ("admin", "manager", "cashier", "electrician", "viewer")
 
@@ -41,7 +42,9 @@ class Actor:
 
     def require(self, permission: str) -> None:
         if not self.can(permission):
-            raise PermissionDenied(f"role '{self.role}' may not do '{permission}'")
+            raise PermissionDenied(
+                tr("role '%(role)s' may not do '%(permission)s'", role=self.role, permission=permission)
+            )
 
 
 SYSTEM = Actor("system", "system")

@@ -16,6 +16,7 @@ from peewee import fn
 
 from app.db import bulk_update, db
 from app.domain.errors import ValidationError
+from app.i18n import tr
 from app.models import Entry, LedgerAccount, Leg, Property
 
 CHUNK = 400
@@ -82,9 +83,9 @@ def post_entry(
         merged[acct if isinstance(acct, int) else acct.id] += amount
     merged = {k: v for k, v in merged.items() if v != 0}
     if sum(merged.values()) != 0:
-        raise ValidationError("an entry's legs must sum to zero")
+        raise ValidationError(tr("an entry's legs must sum to zero"))
     if not merged:
-        raise ValidationError("an entry needs at least one non-zero leg")
+        raise ValidationError(tr("an entry needs at least one non-zero leg"))
     entry = Entry.create(
         kind=kind, created_at=now, actor=actor, memo=memo,
         idempotency_key=idempotency_key, reverses=reverses,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from app.domain.errors import ValidationError
+from app.i18n import tr
 
 MAX_SALE_FEN = 100_000_000  # one million yuan
 
@@ -12,21 +13,21 @@ MAX_SALE_FEN = 100_000_000  # one million yuan
 def parse_yuan(text: object, field: str = "amount", *, allow_zero: bool = False) -> int:
     """'97.5' -> 9750 fen.  At most two decimals; refuses floats, signs and garbage."""
     if isinstance(text, bool) or isinstance(text, float):
-        raise ValidationError("give the amount as a decimal string such as \"97.00\"", field)
+        raise ValidationError(tr("give the amount as a decimal string such as \"97.00\""), field)
     raw = str(text).strip().replace(",", "").replace("¥", "")
     try:
         value = Decimal(raw)
     except (InvalidOperation, ValueError):
-        raise ValidationError(f"'{text}' is not an amount in yuan", field) from None
+        raise ValidationError(tr("'%(text)s' is not an amount in yuan", text=text), field) from None
     if not value.is_finite():
-        raise ValidationError(f"'{text}' is not an amount in yuan", field)
+        raise ValidationError(tr("'%(text)s' is not an amount in yuan", text=text), field)
     if value.as_tuple().exponent < -2:  # type: ignore[operator]
-        raise ValidationError("an amount has at most two decimals (fen)", field)
+        raise ValidationError(tr("an amount has at most two decimals (fen)"), field)
     fen = int(value * 100)
     if fen < 0 or (fen == 0 and not allow_zero):
-        raise ValidationError("the amount must be greater than zero", field)
+        raise ValidationError(tr("the amount must be greater than zero"), field)
     if fen > MAX_SALE_FEN:
-        raise ValidationError("the amount is larger than one sale may be", field)
+        raise ValidationError(tr("the amount is larger than one sale may be"), field)
     return fen
 
 
@@ -55,11 +56,11 @@ def format_price(price: int) -> str:
 def parse_price(text: object, field: str = "price") -> int:
     """'0.65' yuan -> 6500 (1/10000 yuan)."""
     if isinstance(text, bool | float):
-        raise ValidationError("give the price as a decimal string such as \"0.6500\"", field)
+        raise ValidationError(tr("give the price as a decimal string such as \"0.6500\""), field)
     try:
         value = Decimal(str(text).strip())
     except (InvalidOperation, ValueError):
-        raise ValidationError(f"'{text}' is not a price", field) from None
+        raise ValidationError(tr("'%(text)s' is not a price", text=text), field) from None
     if not value.is_finite() or value <= 0 or value.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise ValidationError("a price is positive with at most four decimals", field)
+        raise ValidationError(tr("a price is positive with at most four decimals"), field)
     return int(value * 10000)

@@ -37,6 +37,7 @@ from app.domain.errors import NotFound, ValidationError
 from app.domain.ledger import post_entry, system_account
 from app.domain.status import refresh_accounts
 from app.domain.tariffs import RATES, TariffBook, denominator, rate_interval
+from app.i18n import tr
 from app.models import Account, Event, Meter, Property, Reading
 
 STATE_COLUMNS = (
@@ -102,9 +103,11 @@ def _normalise_time(value: object, index: int) -> dt.datetime:
         try:
             value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValidationError(f"reading {index}: '{value}' is not an ISO time", f"readings.{index}.read_at") from None
+            raise ValidationError(tr("reading %(index)s: '%(value)s' is not an ISO time", index=index, value=value),
+                                  f"readings.{index}.read_at") from None
     if not isinstance(value, dt.datetime):
-        raise ValidationError(f"reading {index}: a reading needs a time", f"readings.{index}.read_at")
+        raise ValidationError(tr("reading %(index)s: a reading needs a time", index=index),
+                              f"readings.{index}.read_at")
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value.replace(microsecond=0)
@@ -115,7 +118,8 @@ def _register(value: object, index: int, name: str, *, optional: bool) -> int | 
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError(
-            f"reading {index}: {name} must be a whole, non-negative register value",
+            tr("reading %(index)s: %(name)s must be a whole, non-negative register value",
+               index=index, name=name),
             f"readings.{index}.{name}",
         )
     return value
@@ -130,10 +134,11 @@ def validate(items: Sequence[ReadingIn], now: dt.datetime) -> list[ReadingIn]:
         if type(read_at) is not dt.datetime or read_at.tzinfo is not None or read_at.microsecond:
             read_at = _normalise_time(read_at, i)
         if read_at > limit:
-            raise ValidationError(f"reading {i}: the time {read_at:%Y-%m-%d %H:%M:%S} is in the future",
+            raise ValidationError(tr("reading %(index)s: the time %(time)s is in the future",
+                                     index=i, time=read_at.strftime("%Y-%m-%d %H:%M:%S")),
                                   f"readings.{i}.read_at")
         if item.meter_id is None and not item.serial:
-            raise ValidationError(f"reading {i}: name the meter", f"readings.{i}.meter")
+            raise ValidationError(tr("reading %(index)s: name the meter", index=i), f"readings.{i}.meter")
         _register(item.total, i, "total", optional=False)
         for name in ("t1", "t2", "t3", "t4"):
             _register(getattr(item, name), i, name, optional=True)
@@ -268,7 +273,8 @@ def _resolve_serials(items: list[ReadingIn]) -> None:
     for idx, item in enumerate(items):
         if item.meter_id is None:
             if item.serial not in found:
-                raise NotFound(f"reading {idx}: no meter with serial '{item.serial}'", f"readings.{idx}.serial")
+                raise NotFound(tr("reading %(index)s: no meter with serial '%(serial)s'", index=idx,
+                                  serial=item.serial), f"readings.{idx}.serial")
             item.meter_id = found[item.serial]
 
 
@@ -312,7 +318,7 @@ def apply_readings(items: Sequence[ReadingIn], *, actor: Actor, now: dt.datetime
         meters, accounts, zones = _load(meter_ids)  # type: ignore[arg-type]
         missing = [mid for mid in meter_ids if mid not in meters]
         if missing:
-            raise NotFound(f"no meter with id {missing[0]}", "meter_id")
+            raise NotFound(tr("no meter with id %(id)s", id=missing[0]), "meter_id")
         seen = _existing(clean)
         rater = _Rater(meters, accounts, zones)
         order = sorted(range(len(clean)), key=lambda i: (clean[i].meter_id, clean[i].read_at))
@@ -413,21 +419,21 @@ def release_held_reading(reading: Reading, *, actor: Actor, now: dt.datetime, re
     actor.require("reading.review")
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError("say why the held reading is accepted", "reason")
+        raise ValidationError(tr("say why the held reading is accepted"), "reason")
     with write_tx():
         row = Reading.get_by_id(reading.id)
         if row.status != "held":
-            raise ValidationError("only a held reading can be released", "reading")
+            raise ValidationError(tr("only a held reading can be released"), "reading")
         meters, accounts, zones = _load([row.meter_id])
         m = meters[row.meter_id]
         if m.last_read_at is not None and row.read_at <= m.last_read_at:
-            raise ValidationError("a later reading was accepted since; this one can no longer be charged",
+            raise ValidationError(tr("a later reading was accepted since; this one can no longer be charged"),
                                   "reading")
         item = ReadingIn(meter_id=m.id, read_at=row.read_at, total=row.total, t1=row.t1, t2=row.t2,
                          t3=row.t3, t4=row.t4)
         res = _Rater(meters, accounts, zones).rate(m, item, trust_jump=True)
         if res.status != "released":
-            raise ValidationError(f"the reading still cannot be charged: {res.note}", "reading")
+            raise ValidationError(tr("the reading still cannot be charged: %(note)s", note=res.note), "reading")
         entry, charged = _post_charges([(item, res)], meters, actor=actor, now=now,
                                        memo=f"released reading {row.id}: {reason}")
         Reading.update(status="released", consumption=res.consumption, charge_fen=res.charge_fen,

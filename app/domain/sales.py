@@ -10,11 +10,13 @@ from peewee import IntegrityError
 from app.db import db, write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
+from app.domain.control import queue_purchase
 from app.domain.errors import Conflict, NotFound, ValidationError
 from app.domain.ledger import PAYMENT_METHODS, post_entry, reverse_entry, system_account
-from app.domain.money import MAX_SALE_FEN, fee_split
+from app.domain.money import MAX_SALE_FEN, fee_split, format_fen
 from app.domain.status import refresh_accounts
-from app.models import Account, LedgerAccount, Property, Sale
+from app.i18n import tr
+from app.models import Account, LedgerAccount, Meter, Property, Sale
 
 UTILITIES = ("electricity", "water")
 
@@ -32,8 +34,9 @@ def _existing(key: str) -> Sale | None:
 def _check_same_request(sale: Sale, account_id: int, amount_fen: int) -> None:
     if sale.account_id != account_id or sale.amount_fen != amount_fen:
         raise Conflict(
-            "this request id was already used for a different sale "
-            f"(account {sale.account.number}, {sale.amount_fen / 100:.2f} yuan)",
+            tr("this request id was already used for a different sale "
+               "(account %(number)s, %(amount)s yuan)",
+               number=sale.account.number, amount=format_fen(sale.amount_fen)),
             "idempotency_key",
         )
 
@@ -56,15 +59,15 @@ def sell(
     actor.require("sale.create")
     key = (idempotency_key or "").strip()
     if not key or len(key) > 100:
-        raise ValidationError("a sale needs a request id (1-100 characters)", "idempotency_key")
+        raise ValidationError(tr("a sale needs a request id (1-100 characters)"), "idempotency_key")
     if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
-        raise ValidationError("the amount must be greater than zero", "amount")
+        raise ValidationError(tr("the amount must be greater than zero"), "amount")
     if amount_fen > MAX_SALE_FEN:
-        raise ValidationError("the amount is larger than one sale may be", "amount")
+        raise ValidationError(tr("the amount is larger than one sale may be"), "amount")
     if method not in PAYMENT_METHODS:
-        raise ValidationError(f"unknown payment method '{method}'", "method")
+        raise ValidationError(tr("unknown payment method '%(method)s'", method=method), "method")
     if utility not in UTILITIES:
-        raise ValidationError(f"unknown utility '{utility}'", "utility")
+        raise ValidationError(tr("unknown utility '%(utility)s'", utility=utility), "utility")
     first = _existing(key)
     if first is not None:
         _check_same_request(first, account.id, amount_fen)
@@ -77,9 +80,9 @@ def sell(
                 return SaleResult(first, False)
             acct = Account.get_or_none(Account.id == account.id)
             if acct is None:
-                raise NotFound("no such account", "account")
+                raise NotFound(tr("no such account"), "account")
             if acct.status in ("closed", "not_opened"):
-                raise ValidationError(f"account {acct.number} is not open", "account")
+                raise ValidationError(tr("account %(number)s is not open", number=acct.number), "account")
             prop = Property.get_by_id(acct.property_id)
             fee, net = fee_split(amount_fen, prop.service_fee_bp)
             legs = [
@@ -99,6 +102,7 @@ def sell(
             sale.receipt_no = f"{now:%Y%m%d}{sale.id:07d}"
             Sale.update(receipt_no=sale.receipt_no).where(Sale.id == sale.id).execute()
             refresh_accounts([acct.id], now=now)
+            _push_to_meter_held_balance(acct, sale, actor=actor, now=now)
             audit(actor, "sale.create", sale, now=now, account=acct.number, amount_fen=amount_fen,
                   fee_fen=fee, net_fen=net, method=method, key=key)
         return SaleResult(sale, True)
@@ -113,13 +117,26 @@ def sell(
         return SaleResult(first, False)
 
 
+def _push_to_meter_held_balance(acct: Account, sale: Sale, *, actor: Actor, now: dt.datetime) -> None:
+    """Meter-held balance (内控): the net credit goes to the account's first active meter-mode
+    meter as a purchase with the next purchase count (electricity first)."""
+    meter = (
+        Meter.select()
+        .where((Meter.account == acct) & (Meter.status == "active") & (Meter.prepaid_mode == "meter"))
+        .order_by(Meter.kind, Meter.id)
+        .first()
+    )
+    if meter is not None:
+        queue_purchase(meter, amount_fen=sale.net_fen, actor=actor, now=now, key=f"sale:{sale.id}")
+
+
 def reverse_sale(sale: Sale, *, reason: str, actor: Actor, now: dt.datetime) -> SaleResult:
     """Reverse a sale (refund / correction) with a reversing entry.  Permitted roles only,
     with a reason.  Reversing a reversed sale returns it unchanged."""
     actor.require("sale.reverse")
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError("say why the sale is reversed", "reason")
+        raise ValidationError(tr("say why the sale is reversed"), "reason")
     with write_tx():
         sale = Sale.get_by_id(sale.id)
         if sale.reversal_entry_id is not None:

@@ -9,6 +9,7 @@ from app.domain.actors import Actor
 from app.domain.audit import audit
 from app.domain.errors import ValidationError
 from app.domain.ledger import ensure_system_accounts
+from app.i18n import tr
 from app.models import Building, Floor, Gateway, Meter, Property, Room, Tenant
 
 METER_KINDS = ("electricity", "water")
@@ -19,7 +20,7 @@ PREPAID_MODES = ("platform", "meter")
 def _required(value: str | None, field: str, label: str) -> str:
     value = (value or "").strip()
     if not value:
-        raise ValidationError(f"{label} is required", field)
+        raise ValidationError(tr("%(what)s is required", what=label), field)
     return value
 
 
@@ -29,13 +30,13 @@ def create_property(
     voltage_class: str = "",
 ) -> Property:
     actor.require("site.edit")
-    code = _required(code, "code", "a property code")
-    name = _required(name, "name", "a property name")
+    code = _required(code, "code", tr("a property code"))
+    name = _required(name, "name", tr("a property name"))
     if not 0 <= service_fee_bp <= 2000:
-        raise ValidationError("the service-fee ratio must be between 0 % and 20 %", "service_fee_bp")
+        raise ValidationError(tr("the service-fee ratio must be between 0 % and 20 %"), "service_fee_bp")
     with write_tx():
         if Property.select().where(Property.code == code).exists():
-            raise ValidationError(f"property code '{code}' is taken", "code")
+            raise ValidationError(tr("property code '%(code)s' is taken", code=code), "code")
         prop = Property.create(
             code=code, name=name, catalog_price=catalog_price, water_catalog_price=water_catalog_price,
             service_fee_bp=service_fee_bp, timezone=timezone, voltage_class=voltage_class, created_at=now,
@@ -49,15 +50,16 @@ def add_room(prop: Property, *, building: str, floor: str, number: str, area_cm2
              actor: Actor, now: dt.datetime) -> Room:
     """Add a room, creating its building and floor by name where needed."""
     actor.require("site.edit")
-    building = _required(building, "building", "a building")
-    floor = _required(floor, "floor", "a floor")
-    number = _required(number, "number", "a room number")
+    building = _required(building, "building", tr("a building"))
+    floor = _required(floor, "floor", tr("a floor"))
+    number = _required(number, "number", tr("a room number"))
     with write_tx():
         b, _ = Building.get_or_create(property=prop, name=building)
         level = int(floor) if floor.lstrip("-").isdigit() else 0
         f, _ = Floor.get_or_create(building=b, name=floor, defaults={"level": level})
         if Room.select().where((Room.floor == f) & (Room.number == number)).exists():
-            raise ValidationError(f"room {number} exists on {building} {floor}", "number")
+            raise ValidationError(tr("room %(number)s exists on %(building)s %(floor)s", number=number,
+                                     building=building, floor=floor), "number")
         room = Room.create(floor=f, number=number, area_cm2=area_cm2)
         audit(actor, "room.create", room, now=now, building=building, floor=floor, number=number)
     return room
@@ -66,7 +68,7 @@ def add_room(prop: Property, *, building: str, floor: str, number: str, area_cm2
 def create_tenant(prop: Property, *, name: str, phones: str = "", contact: str = "",
                   actor: Actor, now: dt.datetime) -> Tenant:
     actor.require("account.open")
-    name = _required(name, "name", "a tenant name")
+    name = _required(name, "name", tr("a tenant name"))
     clean_phones = []
     for phone in (phones or "").replace("，", ",").replace(";", ",").split(","):
         phone = phone.strip().replace(" ", "").replace("-", "")
@@ -74,7 +76,7 @@ def create_tenant(prop: Property, *, name: str, phones: str = "", contact: str =
             continue
         digits = phone[1:] if phone.startswith("+") else phone
         if not digits.isdigit() or not 6 <= len(digits) <= 15:
-            raise ValidationError(f"'{phone}' is not a phone number", "phones")
+            raise ValidationError(tr("'%(phone)s' is not a phone number", phone=phone), "phones")
         clean_phones.append(phone)
     with write_tx():
         tenant = Tenant.create(property=prop, name=name, phones=",".join(clean_phones),
@@ -86,15 +88,15 @@ def create_tenant(prop: Property, *, name: str, phones: str = "", contact: str =
 def create_gateway(prop: Property, *, name: str, host: str, port: int, baud: int = 9600,
                    actor: Actor, now: dt.datetime) -> Gateway:
     actor.require("site.edit")
-    name = _required(name, "name", "a gateway name")
-    host = _required(host, "host", "a host")
+    name = _required(name, "name", tr("a gateway name"))
+    host = _required(host, "host", tr("a host"))
     if not isinstance(port, int) or not 0 < port < 65536:
-        raise ValidationError("the port must be 1-65535", "port")
+        raise ValidationError(tr("the port must be 1-65535"), "port")
     if baud not in (1200, 2400, 4800, 9600, 19200, 38400, 115200):
-        raise ValidationError(f"{baud} is not a serial baud rate", "baud")
+        raise ValidationError(tr("%(baud)s is not a serial baud rate", baud=baud), "baud")
     with write_tx():
         if Gateway.select().where((Gateway.host == host) & (Gateway.port == port)).exists():
-            raise ValidationError(f"a gateway at {host}:{port} exists", "host")
+            raise ValidationError(tr("a gateway at %(host)s:%(port)s exists", host=host, port=port), "host")
         gw = Gateway.create(property=prop, name=name, host=host, port=port, baud=baud, created_at=now)
         audit(actor, "gateway.create", gw, now=now, host=host, port=port)
     return gw
@@ -108,20 +110,20 @@ def create_meter(
 ) -> Meter:
     """Register a meter in stock (not yet attached to an account)."""
     actor.require("site.edit")
-    serial = _required(serial, "serial", "a meter serial")
+    serial = _required(serial, "serial", tr("a meter serial"))
     if kind not in METER_KINDS:
-        raise ValidationError(f"unknown meter kind '{kind}'", "kind")
+        raise ValidationError(tr("unknown meter kind '%(kind)s'", kind=kind), "kind")
     if protocol not in PROTOCOLS:
-        raise ValidationError(f"unknown protocol '{protocol}'", "protocol")
+        raise ValidationError(tr("unknown protocol '%(protocol)s'", protocol=protocol), "protocol")
     if prepaid_mode not in PREPAID_MODES:
-        raise ValidationError(f"unknown prepaid mode '{prepaid_mode}'", "prepaid_mode")
+        raise ValidationError(tr("unknown prepaid mode '%(mode)s'", mode=prepaid_mode), "prepaid_mode")
     if not isinstance(multiplier, int) or not 1 <= multiplier <= 10000:
-        raise ValidationError("the multiplier (CT ratio) must be 1-10000", "multiplier")
+        raise ValidationError(tr("the multiplier (CT ratio) must be 1-10000"), "multiplier")
     if max_rate is None:
         max_rate = 100_000 if kind == "electricity" else 10_000  # W, or litres per hour
     with write_tx():
         if Meter.select().where(Meter.serial == serial).exists():
-            raise ValidationError(f"meter serial '{serial}' exists", "serial")
+            raise ValidationError(tr("meter serial '%(serial)s' exists", serial=serial), "serial")
         meter = Meter.create(
             property=prop, serial=serial, kind=kind, protocol=protocol, address=address or serial,
             gateway=gateway, room=room, multiplier=multiplier, prepaid_mode=prepaid_mode,

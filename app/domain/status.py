@@ -17,6 +17,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 
+from app.domain.control import plan_supply_commands
 from app.models import Account, Event, LedgerAccount, Meter
 
 TIERS = ("opened", "alarm1", "alarm2", "arrears")
@@ -89,6 +90,8 @@ def refresh_relays(account_ids: Iterable[int], *, now: dt.datetime) -> list[Even
     for group, state, reason in ((to_off, "off", "arrears"), (to_on, "on", "")):
         if not group:
             continue
+        # Meter-held balance (内控) meters trip themselves at zero; the box follows suit so
+        # the two agree, and restores them after a purchase push.
         Meter.update(relay_desired=state, relay_reason=reason, relay_changed_at=now).where(
             Meter.id.in_([m.id for m in group])
         ).execute()
@@ -99,4 +102,6 @@ def refresh_relays(account_ids: Iterable[int], *, now: dt.datetime) -> list[Even
                     created_at=now, data=json.dumps({"reason": reason or "paid", "kind": m.kind}),
                 )
             )
+    if to_off or to_on:
+        plan_supply_commands([m.id for m in to_off + to_on], now=now)
     return events

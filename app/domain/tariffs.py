@@ -28,7 +28,9 @@ from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
 from app.domain.errors import ValidationError
+from app.domain.money import format_price
 from app.domain.rounding import split_largest_remainder
+from app.i18n import tr
 from app.models import Property, Tariff, TariffVersion
 
 RATES = ("sharp", "peak", "flat", "valley")  # meter registers T1..T4 in this order
@@ -50,78 +52,79 @@ def _minute(text: Any, field: str) -> int:
         hh, mm = str(text).split(":")
         h, m = int(hh), int(mm)
     except ValueError:
-        raise ValidationError(f"'{text}' is not a time of day HH:MM", field) from None
+        raise ValidationError(tr("'%(text)s' is not a time of day HH:MM", text=text), field) from None
     if not (0 <= h < 24 and 0 <= m < 60):
-        raise ValidationError(f"'{text}' is not a time of day HH:MM", field)
+        raise ValidationError(tr("'%(text)s' is not a time of day HH:MM", text=text), field)
     return h * 60 + m
 
 
 def _price(value: Any, field: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValidationError("a price is a positive integer in 1/10000 yuan", field)
+        raise ValidationError(tr("a price is a positive integer in 1/10000 yuan"), field)
     if value > 100_000:
-        raise ValidationError("a price above 10 yuan per unit is not plausible", field)
+        raise ValidationError(tr("a price above 10 yuan per unit is not plausible"), field)
     return value
 
 
 def validate_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     """Return a normalised copy of ``spec`` or raise ValidationError."""
     if kind not in KINDS:
-        raise ValidationError(f"unknown tariff kind '{kind}'", "kind")
+        raise ValidationError(tr("unknown tariff kind '%(kind)s'", kind=kind), "kind")
     if not isinstance(spec, Mapping):
-        raise ValidationError("the tariff specification must be an object", "spec")
+        raise ValidationError(tr("the tariff specification must be an object"), "spec")
     if kind == "flat":
         return {"price": _price(spec.get("price"), "price")}
     if kind == "tou":
         prices = spec.get("prices")
         if not isinstance(prices, Mapping) or not prices:
-            raise ValidationError("a time-of-use tariff needs prices per rate", "prices")
+            raise ValidationError(tr("a time-of-use tariff needs prices per rate"), "prices")
         clean_prices = {}
         for rate, value in prices.items():
             if rate not in RATES:
-                raise ValidationError(f"unknown rate '{rate}' (sharp, peak, flat, valley)", "prices")
+                raise ValidationError(tr("unknown rate '%(rate)s' (sharp, peak, flat, valley)", rate=rate),
+                                      "prices")
             clean_prices[rate] = _price(value, f"prices.{rate}")
         segs = spec.get("segments")
         if not isinstance(segs, list) or not segs:
-            raise ValidationError("a time-of-use tariff needs day segments", "segments")
+            raise ValidationError(tr("a time-of-use tariff needs day segments"), "segments")
         clean_segs = []
         for i, seg in enumerate(segs):
             if not isinstance(seg, Mapping):
-                raise ValidationError("each segment has a start and a rate", f"segments.{i}")
+                raise ValidationError(tr("each segment has a start and a rate"), f"segments.{i}")
             start = _minute(seg.get("start"), f"segments.{i}.start")
             rate = seg.get("rate")
             if rate not in clean_prices:
-                raise ValidationError(f"segment rate '{rate}' has no price", f"segments.{i}.rate")
+                raise ValidationError(tr("segment rate '%(rate)s' has no price", rate=rate), f"segments.{i}.rate")
             clean_segs.append((start, rate))
         clean_segs.sort()
         if clean_segs[0][0] != 0:
-            raise ValidationError("the first segment must start at 00:00", "segments")
+            raise ValidationError(tr("the first segment must start at 00:00"), "segments")
         if len({s for s, _ in clean_segs}) != len(clean_segs):
-            raise ValidationError("two segments start at the same time", "segments")
+            raise ValidationError(tr("two segments start at the same time"), "segments")
         return {
             "prices": clean_prices,
             "segments": [{"start": f"{s // 60:02d}:{s % 60:02d}", "rate": r} for s, r in clean_segs],
         }
     blocks = spec.get("blocks")
     if not isinstance(blocks, list) or not blocks:
-        raise ValidationError("a tiered tariff needs blocks", "blocks")
+        raise ValidationError(tr("a tiered tariff needs blocks"), "blocks")
     clean_blocks = []
     last = 0
     for i, block in enumerate(blocks):
         if not isinstance(block, Mapping):
-            raise ValidationError("each block has an upper bound and a price", f"blocks.{i}")
+            raise ValidationError(tr("each block has an upper bound and a price"), f"blocks.{i}")
         upto = block.get("upto")
         price = _price(block.get("price"), f"blocks.{i}.price")
         if upto is None:
             if i != len(blocks) - 1:
-                raise ValidationError("only the last block may be open-ended", f"blocks.{i}.upto")
+                raise ValidationError(tr("only the last block may be open-ended"), f"blocks.{i}.upto")
         elif not isinstance(upto, int) or isinstance(upto, bool) or upto <= last:
-            raise ValidationError("block bounds are increasing whole units", f"blocks.{i}.upto")
+            raise ValidationError(tr("block bounds are increasing whole units"), f"blocks.{i}.upto")
         else:
             last = upto
         clean_blocks.append({"upto": upto, "price": price})
     if clean_blocks[-1]["upto"] is not None:
-        raise ValidationError("the last block must be open-ended (upto: null)", "blocks")
+        raise ValidationError(tr("the last block must be open-ended (upto: null)"), "blocks")
     return {"blocks": clean_blocks}
 
 
@@ -135,18 +138,20 @@ def compliance_problems(prop: Property, utility: str, kind: str, spec: Mapping[s
     catalog = prop.catalog_price if utility == "electricity" else prop.water_catalog_price
     if not catalog:
         if utility == "electricity":
-            return ["the property has no catalog price for its voltage class; set it first"]
+            return [tr("the property has no catalog price for its voltage class; set it first")]
         return []
     if kind == "flat":
-        checked = [("price", spec["price"])]
+        checked = [(tr("price"), spec["price"])]
     elif kind == "tiered":
-        checked = [(f"block {i + 1}", b["price"]) for i, b in enumerate(spec["blocks"])]
+        checked = [(tr("block %(n)s", n=i + 1), b["price"]) for i, b in enumerate(spec["blocks"])]
     else:
-        checked = [("flat period", spec["prices"]["flat"])] if "flat" in spec["prices"] else []
+        checked = [(tr("flat period"), spec["prices"]["flat"])] if "flat" in spec["prices"] else []
     cap = catalog * CAP_PERCENT  # compare price * 100 <= catalog * 115
+    # The cap is shown as the highest price (1/10000 yuan) it allows: cap // 100.
     return [
-        f"{label} price {price / 10000:.4f} yuan exceeds the cap {cap / 1_000_000:.4f} "
-        f"(catalog {catalog / 10000:.4f} + 15 %)"
+        tr("%(label)s price %(price)s yuan exceeds the cap %(cap)s (catalog %(catalog)s + 15 %%)",
+           label=label, price=format_price(price), cap=format_price(cap // 100),
+           catalog=format_price(catalog))
         for label, price in checked
         if price * 100 > cap
     ]
@@ -169,13 +174,13 @@ def create_tariff(
     actor.require("tariff.edit")
     name = (name or "").strip()
     if not name:
-        raise ValidationError("a tariff needs a name", "name")
+        raise ValidationError(tr("a tariff needs a name"), "name")
     if utility not in UTILITIES:
-        raise ValidationError(f"unknown utility '{utility}'", "utility")
+        raise ValidationError(tr("unknown utility '%(utility)s'", utility=utility), "utility")
     clean = validate_spec(kind, spec)
     with write_tx():
         if Tariff.select().where((Tariff.property == prop) & (Tariff.name == name)).exists():
-            raise ValidationError(f"a tariff named '{name}' exists already", "name")
+            raise ValidationError(tr("a tariff named '%(name)s' exists already", name=name), "name")
         tariff = Tariff.create(property=prop, name=name, utility=utility, kind=kind, created_at=now)
         _add_version(tariff, prop, clean, effective_from, actor, now, override_reason)
         audit(actor, "tariff.create", tariff, now=now, name=name, kind=kind, utility=utility)
@@ -198,7 +203,7 @@ def add_tariff_version(
             (TariffVersion.tariff == tariff) & (TariffVersion.effective_from == effective_from)
         )
         if exists.exists():
-            raise ValidationError("a version with this effective time exists", "effective_from")
+            raise ValidationError(tr("a version with this effective time exists"), "effective_from")
         version = _add_version(tariff, tariff.property, clean, effective_from, actor, now, override_reason)
     return version
 
@@ -211,7 +216,8 @@ def _add_version(tariff, prop, clean, effective_from, actor, now, override_reaso
             raise ValidationError("; ".join(problems), "spec")
         if not actor.can("tariff.override"):
             raise ValidationError(
-                "; ".join(problems) + " — only an admin may override the cap", "override_reason"
+                tr("%(problems)s — only an admin may override the cap", problems="; ".join(problems)),
+                "override_reason",
             )
     else:
         override_reason = ""

@@ -12,6 +12,7 @@ from app.db import write_tx
 from app.domain.actors import ROLES, Actor
 from app.domain.audit import audit
 from app.domain.errors import ValidationError
+from app.i18n import tr
 from app.models import ApiToken, User
 
 MAX_FAILURES = 5
@@ -23,14 +24,15 @@ def create_user(username: str, password: str, role: str, *, actor: Actor, now: d
     actor.require("user.manage")
     username = (username or "").strip()
     if not username or len(username) > 60:
-        raise ValidationError("a username is 1-60 characters", "username")
+        raise ValidationError(tr("a username is 1-60 characters"), "username")
     if role not in ROLES:
-        raise ValidationError(f"unknown role '{role}' ({', '.join(ROLES)})", "role")
+        raise ValidationError(tr("unknown role '%(role)s' (%(roles)s)", role=role, roles=", ".join(ROLES)),
+                              "role")
     if len(password or "") < 8:
-        raise ValidationError("a password has at least 8 characters", "password")
+        raise ValidationError(tr("a password has at least 8 characters"), "password")
     with write_tx():
         if User.select().where(User.username == username).exists():
-            raise ValidationError(f"user '{username}' exists", "username")
+            raise ValidationError(tr("user '%(username)s' exists", username=username), "username")
         user = User.create(username=username, password_hash=generate_password_hash(password),
                            role=role, full_name=full_name, created_at=now)
         audit(actor, "user.create", user, now=now, username=username, role=role)
@@ -65,7 +67,7 @@ def create_api_token(name: str, role: str, *, actor: Actor, now: dt.datetime) ->
     """Returns the token row and the secret, which is shown once and stored only hashed."""
     actor.require("user.manage")
     if role not in ROLES:
-        raise ValidationError(f"unknown role '{role}'", "role")
+        raise ValidationError(tr("unknown role '%(role)s'", role=role), "role")
     secret = "md_" + secrets.token_urlsafe(32)
     with write_tx():
         token = ApiToken.create(name=name, token_hash=hash_token(secret), role=role, created_at=now)

@@ -1,6 +1,6 @@
 """peewee models only.  ``MODELS`` is in dependency order (create order)."""
 
-from app.models.activity import ApiToken, AuditLog, Event, Reading, Sale, User
+from app.models.activity import ApiToken, AuditLog, Command, Event, Reading, Sale, User
 from app.models.base import BaseModel, utcnow
 from app.models.ledger import Entry, LedgerAccount, Leg
 from app.models.property import Property
@@ -23,6 +23,7 @@ MODELS = [
     Meter,
     Sale,
     Reading,
+    Command,
     Event,
     User,
     ApiToken,

@@ -68,6 +68,30 @@ class Reading(BaseModel):
         indexes = ((("meter", "read_at"), True),)
 
 
+class Command(BaseModel):
+    """A command for a field device: relay/valve, keep-power, purchase push, time sync.
+
+    pending -> sent -> confirmed | failed; superseded when a newer command for the same meter
+    and purpose replaces it before it was confirmed.
+    """
+
+    meter = ForeignKeyField(Meter, backref="commands", on_delete="RESTRICT")
+    # relay_off | relay_on | keep_power | keep_power_release | valve_close | valve_open |
+    # purchase | time_sync
+    kind = CharField(max_length=20)
+    payload = TextField(default="{}")
+    actor = CharField(max_length=60)
+    reason = CharField(max_length=200, default="")
+    status = CharField(max_length=12, default="pending", index=True)
+    idempotency_key = CharField(max_length=100, null=True, unique=True)
+    created_at = DateTimeField(default=utcnow)
+    next_attempt_at = DateTimeField(default=utcnow, index=True)
+    sent_at = DateTimeField(null=True)
+    confirmed_at = DateTimeField(null=True)
+    attempts = IntegerField(default=0)
+    result = TextField(default="")
+
+
 class Event(BaseModel):
     """Something other parts react to: balance tiers, desired relay changes, staff alerts."""
 

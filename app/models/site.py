@@ -88,7 +88,15 @@ class Gateway(BaseModel):
     parity = CharField(max_length=1, default="E")
     timeout_ms = IntegerField(default=1000)
     enabled = BooleanField(default=True)
+    # serial: raw RS-485 bytes over TCP (DL/T 645, CJ/T 188, Modbus-RTU); modbus-tcp: MBAP
+    transport = CharField(max_length=12, default="serial")
     created_at = DateTimeField(default=utcnow)
+    # Link health, kept by the collector.
+    online = BooleanField(default=True)
+    last_ok_at = DateTimeField(null=True)
+    frames_ok = BigIntegerField(default=0)
+    frames_bad = BigIntegerField(default=0)
+    timeouts = BigIntegerField(default=0)
 
     class Meta:
         indexes = ((("host", "port"), True),)
@@ -139,3 +147,17 @@ class Meter(BaseModel):
     # Month-to-date consumption (units after multiplier) for tiered tariffs.
     month_key = IntegerField(default=0)
     month_units = BigIntegerField(default=0)
+    # Collection: poll class (interval from configuration), link health, learned capabilities.
+    poll_class = CharField(max_length=16, default="tenant")
+    online = BooleanField(default=True)
+    missed_polls = IntegerField(default=0)
+    last_seen_at = DateTimeField(null=True)
+    backoff_until = DateTimeField(null=True)
+    capabilities = TextField(default="{}")
+    # What the meter last confirmed (relay/valve), its power, its own balance (meter mode).
+    relay_confirmed = CharField(max_length=3, default="")
+    relay_confirmed_at = DateTimeField(null=True)
+    power_limit_w = IntegerField(default=0)
+    last_power_w = IntegerField(null=True)
+    meter_balance_fen = BigIntegerField(null=True)
+    purchase_count = IntegerField(default=0)

@@ -117,7 +117,7 @@ def test_money_is_conserved_through_any_sequence(app, now, steps):
             (Sale.property == site.prop) & Sale.reversal_entry.is_null()))
         wallet_ids = [a.wallet_id for a in accounts]
 
-        def legs(kind):
+        def legs(kind, wallet_ids=wallet_ids):
             return -sum(leg.amount_fen for leg in Leg.select().join(Entry).where(
                 (Entry.kind == kind) & Leg.ledger_account.in_(wallet_ids)))
 

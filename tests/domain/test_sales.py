@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from app.db import db
-from app.domain.actors import SYSTEM, Actor
+from app.domain.actors import Actor
 from app.domain.errors import Conflict, PermissionDenied, ValidationError
 from app.domain.ledger import verify_ledger
 from app.domain.sales import reverse_sale, sell

@@ -1,1 +1,1 @@
-from workers.tasks import control, ledger, readings  # noqa: F401
+from workers.tasks import collect, control, ledger, readings  # noqa: F401

@@ -1,0 +1,1 @@
+"""Meter drivers: one per protocol family, all with the interface of ``base.MeterDriver``."""
