@@ -301,7 +301,7 @@ def probe(protocol: str, host: str, port: int, address: str, profile: str, kind:
         raise click.ClickException(f"no answer from meter {address} via {host}:{port} ({protocol})") from None
     except Refused as exc:
         raise click.ClickException(f"meter {address} refused: {exc}") from None
-    except ConnectionError as exc:
+    except (ConnectionError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -335,6 +335,29 @@ def collect(forever: bool, every: float, force: bool) -> None:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+
+
+@cli.command("mqtt")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MD_MQTT_HOST")
+@click.option("--port", default=1883, show_default=True, envvar="MD_MQTT_PORT")
+@click.option("--topic", "topics", multiple=True,
+              help="Subscription filter, repeatable (default: the topics of every adapter).")
+@click.option("--client-id", default="meterdesk-ingest", show_default=True, envvar="MD_MQTT_CLIENT_ID",
+              help="Fixed and unique per ingestor: the broker keeps the session under it.")
+@click.option("--username", default=None, envvar="MD_MQTT_USERNAME")
+@click.option("--password", default=None, envvar="MD_MQTT_PASSWORD")
+@click.option("--batch-size", default=500, show_default=True)
+@click.option("--flush-interval", default=1.0, show_default=True)
+def mqtt_ingest(host: str, port: int, topics: tuple[str, ...], client_id: str, username: str | None,
+                password: str | None, batch_size: int, flush_interval: float) -> None:
+    """Store meter readings pushed over MQTT (docs/mqtt.md) until SIGTERM."""
+    import logging
+
+    from app.devices.mqtt import DEFAULT_TOPICS, MqttIngestor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    MqttIngestor(host, port, topics or DEFAULT_TOPICS, client_id=client_id, batch_size=batch_size,
+                 flush_interval=flush_interval, username=username, password=password).run_forever()
 
 
 for group in (db_cli, user_cli, token_cli, demo_cli, ledger_cli, readings_cli):

@@ -40,6 +40,8 @@ from app.domain.readings import ReadingIn, apply_readings
 from app.models import Command, Event, Gateway, LedgerAccount, Meter, utcnow
 
 log = logging.getLogger("meterdesk.collector")
+# pymodbus logs every unanswered request at ERROR with a frame dump; offline meters are normal.
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 DEFAULT_INTERVALS = {"tenant": 60, "public": 3600, "water": 3600, "daily": 86400}
 MISMATCH_FEN = 100  # meter-held balance vs ledger: alert beyond 1.00 yuan
@@ -126,6 +128,7 @@ class Collector:
         self.local_clock = local_clock or (lambda: dt.datetime.now().replace(microsecond=0))
         self.links: dict[Any, Any] = {}
         self.on_command: Callable[[Command, bool], None] | None = None  # observers (tests, bench)
+        self.on_reading: Callable[[int, MeterReading], None] | None = None
 
     # ------------------------------------------------------------------ database side (threads)
     def _due(self, now: dt.datetime, gateway_ids: list[int] | None, force: bool):
@@ -301,6 +304,10 @@ class Collector:
                     log.warning("meter %s refused the read: %s", m.serial, exc)
                     missed.append(m)
                     continue
+                except ValueError as exc:  # a broken profile or address: a configuration error
+                    log.error("meter %s cannot be polled: %s", m.serial, exc)
+                    missed.append(m)
+                    continue
                 except ConnectionError as exc:
                     log.warning("gateway %s unreachable: %s", gw.name, exc)
                     reachable = False
@@ -308,6 +315,8 @@ class Collector:
                     missed.append(m)
                     continue
                 report.meters_read += 1
+                if self.on_reading is not None:
+                    self.on_reading(m.id, reading)
                 if not m.online:
                     report.came_online.append(m.id)
                 await queue.put((m, reading, self.clock()))
@@ -370,6 +379,8 @@ class Collector:
             return False, None, f"refused: {exc}"
         except ConnectionError as exc:
             return False, None, f"gateway unreachable: {exc}"
+        except ValueError as exc:
+            return False, None, f"configuration error: {exc}"
 
     async def close(self) -> None:
         for link in list(self.links.values()):

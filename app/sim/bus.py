@@ -67,6 +67,7 @@ class VirtualBus:
         self._rng = random.Random(self.seed)
         self._lock = asyncio.Lock()
         self._server: asyncio.base_events.Server | None = None
+        self._handlers: set[asyncio.Task] = set()
         self.port: int | None = None
         self.on_frame: Callable[[bytes, bytes | None], None] | None = None  # observers (tests)
 
@@ -78,11 +79,20 @@ class VirtualBus:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for task in list(self._handlers):
+                task.cancel()
+            for task in list(self._handlers):
+                with contextlib.suppress(BaseException):
+                    await task
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+            task.add_done_callback(self._handlers.discard)
         buf = b""
         try:
             while True:
@@ -103,11 +113,11 @@ class VirtualBus:
                     if reply:
                         writer.write(reply)
                         await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # a cancelled handler (bus stopping) ends quietly
         finally:
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
 
     async def transact(self, request: bytes) -> bytes | None:

@@ -45,10 +45,12 @@ def fresh_database(kind: str) -> str:
     return url
 
 
-def make_accounts(n_meters: int, start: dt.datetime, *, tou_share: float = 0.7):
+def make_accounts(n_meters: int, start: dt.datetime, *, tou_share: float = 0.7, prop=None,
+                  balance_of=lambda j: 10_000_000, gateway_of=lambda j: None,
+                  address_of=lambda j: f"{j:012d}", total_of=lambda j: 100_000 + j):
     """One property, n accounts each with one electricity meter, baseline at ``start``."""
-    prop = create_property(code="BENCH", name="Bench", catalog_price=6500, service_fee_bp=300,
-                           actor=SYSTEM, now=start)
+    prop = prop or create_property(code="BENCH", name="Bench", catalog_price=6500, service_fee_bp=300,
+                                   actor=SYSTEM, now=start)
     flat = create_tariff(prop, name="flat", utility="electricity", kind="flat", spec={"price": 7000},
                          effective_from=start - dt.timedelta(days=30), actor=SYSTEM, now=start)
     tou = create_tariff(prop, name="tou", utility="electricity", kind="tou", spec=TOU,
@@ -61,7 +63,7 @@ def make_accounts(n_meters: int, start: dt.datetime, *, tou_share: float = 0.7):
         for i in range(0, n_meters, 1000):
             LedgerAccount.insert_many([
                 {"property": prop.id, "code": f"wallet:B{j:06d}", "kind": "liability", "normal": -1,
-                 "balance_fen": 10_000_000} for j in range(i, min(i + 1000, n_meters))]).execute()
+                 "balance_fen": balance_of(j)} for j in range(i, min(i + 1000, n_meters))]).execute()
         wallets = dict(LedgerAccount.select(LedgerAccount.code, LedgerAccount.id)
                        .where(LedgerAccount.code.startswith("wallet:")).tuples())
         for i in range(0, n_meters, 1000):
@@ -75,8 +77,9 @@ def make_accounts(n_meters: int, start: dt.datetime, *, tou_share: float = 0.7):
         for i in range(0, n_meters, 1000):
             Meter.insert_many([
                 {"property": prop.id, "account": accounts[f"B{j:06d}"], "kind": "electricity",
-                 "serial": f"M{j:06d}", "address": f"{j:012d}", "status": "active",
-                 "last_read_at": start, "last_total": 100_000 + j}
+                 "serial": f"M{j:06d}", "address": address_of(j), "status": "active",
+                 "gateway": gateway_of(j), "relay_confirmed": "on",
+                 "last_read_at": start, "last_total": total_of(j)}
                 for j in range(i, min(i + 1000, n_meters))]).execute()
     # The opening balances above were written without legs; give them legs so verify is clean.
     from app.domain.ledger import system_account
@@ -85,11 +88,13 @@ def make_accounts(n_meters: int, start: dt.datetime, *, tou_share: float = 0.7):
     with db.atomic():
         cash = system_account(prop.id, "cash:cash")
         entry = Entry.create(kind="adjustment", created_at=start, actor="bench", memo="opening balances")
-        legs = [{"entry": entry.id, "ledger_account": w, "amount_fen": -10_000_000} for w in wallets.values()]
-        legs.append({"entry": entry.id, "ledger_account": cash.id, "amount_fen": 10_000_000 * len(wallets)})
+        balances = {w: balance_of(int(code[len("wallet:B"):])) for code, w in wallets.items()}
+        legs = [{"entry": entry.id, "ledger_account": w, "amount_fen": -b} for w, b in balances.items()]
+        legs.append({"entry": entry.id, "ledger_account": cash.id, "amount_fen": sum(balances.values())})
         for i in range(0, len(legs), 1000):
             Leg.insert_many(legs[i : i + 1000]).execute()
-        LedgerAccount.update(balance_fen=10_000_000 * len(wallets)).where(LedgerAccount.id == cash.id).execute()
+        LedgerAccount.update(balance_fen=LedgerAccount.balance_fen + sum(balances.values())).where(
+            LedgerAccount.id == cash.id).execute()
     return [m for (m,) in Meter.select(Meter.id).order_by(Meter.id).tuples()]
 
 
