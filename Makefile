@@ -36,8 +36,12 @@ messages: $(STAMP)
 run: $(STAMP) assets translations
 	$(VENV)/bin/meterdesk db upgrade
 	$(VENV)/bin/meterdesk demo load
-	@echo "meterdesk console: http://127.0.0.1:8000"
-	$(VENV)/bin/gunicorn -c packaging/gunicorn.conf.py 'app:create_app()'
+	@echo "meterdesk console: http://127.0.0.1:8000  (simulated gateways and the collector run alongside)"
+	@trap 'kill 0' EXIT INT TERM; \
+	  $(VENV)/bin/meterdesk simulate > $(MD_STATE_DIR)/simulator.log 2>&1 & \
+	  sleep 1; \
+	  $(VENV)/bin/huey_consumer workers.huey --workers 2 --worker-type thread > $(MD_STATE_DIR)/worker.log 2>&1 & \
+	  $(VENV)/bin/gunicorn -c packaging/gunicorn.conf.py 'app:create_app()'
 
 test: $(STAMP) assets translations
 	$(PY) -m pytest -q

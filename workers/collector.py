@@ -368,9 +368,15 @@ class Collector:
                 await driver.keep_power(ref, cmd.kind == "keep_power", valid_until=until)
                 return True, None, "acknowledged"
             if cmd.kind == "purchase":
-                await driver.push_purchase(ref, int(data["amount_fen"]), int(data["count"]))
+                count = int(data["count"])
+                try:
+                    await driver.push_purchase(ref, int(data["amount_fen"]), count)
+                except Refused:
+                    # An earlier attempt may have landed although its answer was lost: then the
+                    # meter refuses the same count again, and already shows it.
+                    pass
                 reading = await driver.read(ref)
-                ok = reading.purchase_count == int(data["count"])
+                ok = reading.purchase_count == count
                 return ok, reading.supply, f"meter purchase count {reading.purchase_count}"
             return False, None, f"unknown command kind {cmd.kind}"
         except NoAnswer:

@@ -69,6 +69,22 @@ class GatewayLink(Generic[F]):
                 await self._writer.wait_closed()
         self._reader = self._writer = None
 
+    async def send(self, request: bytes, settle: float = 0.0) -> None:
+        """Send a frame that gets no reply (a broadcast), then leave the bus quiet for
+        ``settle`` seconds."""
+        async with self._lock:
+            await self._connect()
+            assert self._writer is not None
+            self.stats.requests += 1
+            try:
+                self._writer.write(request)
+                await self._writer.drain()
+            except (ConnectionError, OSError) as exc:
+                await self.close()
+                raise ConnectionError(f"gateway {self.host}:{self.port}: {exc}") from exc
+            if settle:
+                await asyncio.sleep(settle)
+
     async def transact(
         self,
         request: bytes,
@@ -89,7 +105,10 @@ class GatewayLink(Generic[F]):
             with contextlib.suppress(asyncio.TimeoutError):
                 while True:
                     stale = await asyncio.wait_for(self._reader.read(4096), 0.0005)
-                    if not stale:
+                    if not stale:  # the gateway closed the idle connection: reconnect once
+                        await self.close()
+                        await self._connect()
+                        assert self._reader is not None and self._writer is not None
                         break
             try:
                 self._writer.write(request)

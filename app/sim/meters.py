@@ -45,6 +45,7 @@ class MeterModel:
     power_limit_w: int = 0  # 0: none; above it the meter trips itself (overload)
     overload: bool = False  # when True the load jumps to 3x (a fault to inject)
     tripped_by_overload: bool = False
+    tripped_by_command: bool = False  # a remote/staff trip: a purchase does not undo it
     # meter mode (内控): the meter holds the balance and trips itself at zero
     meter_mode: bool = False
     balance_fen: int = 0
@@ -106,16 +107,20 @@ class MeterModel:
             self._carry_money += units * self.price
             fen, self._carry_money = divmod(self._carry_money, den)
             self.balance_fen -= fen
-            if self.balance_fen <= 0 and not self.keep_power_active():
+            if self.balance_fen <= 0 and not self.keep_power_active(at):
                 self.supply_on = False
 
-    def keep_power_active(self) -> bool:
-        return self.keep_power and (self.keep_power_until is None or self.keep_power_until > self.clock())
+    def keep_power_active(self, at: dt.datetime | None = None) -> bool:
+        at = at or self.clock()
+        return self.keep_power and (self.keep_power_until is None or self.keep_power_until > at)
 
     # ---------------------------------------------------------------- commands
-    def set_supply(self, on: bool) -> None:
+    def set_supply(self, on: bool, *, commanded: bool = False) -> None:
+        """Close/open the relay (valve).  ``commanded``: a remote or staff trip, which a later
+        purchase does not undo (only a close command does)."""
         self.advance()
         self.supply_on = on
+        self.tripped_by_command = commanded and not on
         if on:
             self.tripped_by_overload = False
 
@@ -131,7 +136,7 @@ class MeterModel:
             return False
         self.purchase_count = count
         self.balance_fen += amount_fen
-        if self.balance_fen > 0 and not self.tripped_by_overload:
+        if self.balance_fen > 0 and not (self.tripped_by_overload or self.tripped_by_command):
             self.supply_on = True
         return True
 
