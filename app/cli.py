@@ -285,7 +285,16 @@ def probe(protocol: str, host: str, port: int, address: str, profile: str, kind:
                     if state != ("on" if on else "off"):
                         raise Refused(f"the meter reports supply {state} after the command")
                     result["command"] = {action: "confirmed"}
-            result.update(probe_report(await driver.read(ref), kind))
+            try:
+                reading = await driver.read(ref)
+            except NoAnswer:
+                if protocol != "dlt645-2007" or action:
+                    raise
+                # Older meters speak DL/T 645-1997 only: try it before giving up.
+                old = MeterRef(address=address, protocol="dlt645-1997", kind=kind)
+                reading = await make_driver(gateway, "dlt645-1997", links, timeout=timeout).read(old)
+                result.update({"protocol": "dlt645-1997", "detected": True})
+            result.update(probe_report(reading, kind))
             return result
         finally:
             for link in links.values():
