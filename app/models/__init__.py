@@ -1,10 +1,16 @@
-"""peewee models only.  ``MODELS`` is in dependency order (create order)."""
+"""peewee models only.  ``MODELS`` is in dependency order (create order).
+
+The SMS and scheduled-operations models are imported from their own modules
+(``app.models.sms``, ``app.models.operations``); they are listed here for migrations.
+"""
 
 from app.models.activity import ApiToken, AuditLog, Command, Event, Reading, Sale, User
 from app.models.base import BaseModel, utcnow
 from app.models.ledger import Entry, LedgerAccount, Leg
+from app.models.operations import OPERATIONS_MODELS
 from app.models.property import Property
 from app.models.site import Account, Building, Floor, Gateway, Meter, Room, Tenant
+from app.models.sms import SMS_MODELS
 from app.models.tariffs import Tariff, TariffVersion
 
 MODELS = [
@@ -28,6 +34,8 @@ MODELS = [
     User,
     ApiToken,
     AuditLog,
+    *SMS_MODELS,
+    *OPERATIONS_MODELS,
 ]
 
 __all__ = [m.__name__ for m in MODELS] + ["BaseModel", "MODELS", "utcnow"]

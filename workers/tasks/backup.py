@@ -1,0 +1,1 @@
+"""Tasks: backup (filled in by the backup work)."""

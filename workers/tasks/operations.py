@@ -1,0 +1,1 @@
+"""Tasks: operations (filled in by the operations work)."""

@@ -1,0 +1,1 @@
+"""Tasks: sms (filled in by the sms work)."""
