@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +73,20 @@ def load_config(
     return config
 
 
+def private_value(path: str | os.PathLike[str], make: Callable[[], str]) -> str:
+    """The value kept in ``path``; on first use ``make()`` it and store it readable by the
+    owner only (0600)."""
+    p = Path(path)
+    if p.exists():
+        return p.read_text().strip()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
 def ensure_secret_key(state_dir: str | os.PathLike[str]) -> str:
     """Read the secret key from the state directory, creating it (mode 0600) on first start."""
-    path = Path(state_dir) / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-    return key
+    return private_value(Path(state_dir) / "secret_key", lambda: secrets.token_hex(32))

@@ -5,11 +5,10 @@ nothing."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import secrets
-from pathlib import Path
 
+from app.config import private_value
 from app.domain.accounts import MeterStart, open_account
 from app.domain.actors import SYSTEM
 from app.domain.readings import ReadingIn, apply_readings
@@ -40,15 +39,7 @@ SHOP_NAMES = [
 
 
 def _admin_password(path: str) -> str:
-    p = Path(path)
-    if p.exists():
-        return p.read_text().strip()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    password = secrets.token_urlsafe(9)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(password + "\n")
-    return password
+    return private_value(path, lambda: secrets.token_urlsafe(9))
 
 
 def load_demo(password_file: str, now: dt.datetime | None = None) -> str:
