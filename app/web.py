@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, abort, g, redirect, render_template, request, session, url_for
+from flask import Flask, abort, g, make_response, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -34,11 +34,10 @@ def login_required(permission: str | None = None) -> Callable:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any):
             if g.get("user") is None:
+                target = url_for("auth.login", next=request.path)
                 if request.headers.get("HX-Request"):
-                    resp = redirect(url_for("auth.login"))
-                    resp.headers["HX-Redirect"] = url_for("auth.login", next=request.path)
-                    return resp
-                return redirect(url_for("auth.login", next=request.path))
+                    return htmx_redirect(target)
+                return redirect(target)
             if permission and not current_actor().can(permission):
                 abort(403)
             return view(*args, **kwargs)
@@ -59,8 +58,10 @@ def render(template: str, block: str | None = None, **context: Any):
 
 
 def htmx_redirect(location: str):
+    """303 for a plain form; for htmx a 200 with ``HX-Redirect`` (a 3xx would be followed by
+    the XHR itself and its target swapped into the page instead of navigating)."""
     if request.headers.get("HX-Request"):
-        resp = redirect(location, code=303)
+        resp = make_response("", 200)
         resp.headers["HX-Redirect"] = location
         return resp
     return redirect(location, code=303)

@@ -82,6 +82,15 @@ def test_cashier_sells_through_the_form_and_gets_a_receipt(client, users, site):
     assert Sale.get().receipt_no in receipt.text and "¥97.00" in receipt.text
 
 
+def test_an_htmx_sale_answers_with_hx_redirect_not_a_3xx(client, users, site):
+    acct, _ = site.account()
+    login(client, "cashier")
+    r = client.post(f"/accounts/{acct.id}/sale",
+                    data={"amount": "10", "method": "cash", "request_id": "hx1", "csrf_token": csrf(client)},
+                    headers={"HX-Request": "true"})
+    assert r.status_code == 200 and r.headers["HX-Redirect"].endswith("/receipt")
+
+
 def test_a_bad_amount_shows_the_message_next_to_the_field_and_sells_nothing(client, users, site):
     acct, _ = site.account()
     login(client, "cashier")
