@@ -34,8 +34,24 @@ def db_upgrade() -> None:
     """Apply pending migrations."""
     from app.schema import upgrade
 
-    with db.connection_context():
-        applied = upgrade()
+    try:
+        with db.connection_context():
+            applied = upgrade()
+    except Exception as exc:  # noqa: BLE001 - the traceback for support, then one clear line
+        import traceback
+
+        from app.schema import status
+
+        traceback.print_exc()
+        try:
+            with db.connection_context():
+                done = [name for name, state in status() if state != "pending"]
+        except Exception:  # noqa: BLE001
+            done = []
+        raise click.ClickException(
+            f"migration failed ({type(exc).__name__}: {exc}); applied so far: "
+            f"{', '.join(done) or 'none'}. A failed migration may leave partial changes: "
+            "restore the backup taken before the upgrade (packaging/upgrade.sh does this)") from None
     click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
 
 
@@ -369,7 +385,233 @@ def mqtt_ingest(host: str, port: int, topics: tuple[str, ...], client_id: str, u
                  flush_interval=flush_interval, username=username, password=password).run_forever()
 
 
-for group in (db_cli, user_cli, token_cli, demo_cli, ledger_cli, readings_cli):
+# -- operations: backups, checks, health, the worker, moving databases -------------------------
+
+backup_cli = AppGroup("backup", help="Database backups (SQLite online copy; mysqldump on MariaDB).")
+config_cli = AppGroup("config", help="The effective configuration.")
+
+
+def _size(n: int) -> str:
+    """A byte count for people: 812 B, 3.4 MiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+@backup_cli.command("now")
+@click.option("--label", default="", help="Added to the file name, e.g. pre-upgrade.")
+@click.option("--print-path", is_flag=True, help="Print only the new file's path (for scripts).")
+def backup_now_command(label: str, print_path: bool) -> None:
+    """Back up the database now (online: meterdesk keeps running) and apply the retention."""
+    from flask import current_app
+
+    from app.ops.backup import BackupError, backup_now
+
+    try:
+        result = backup_now(current_app.config, label=label)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if print_path:
+        click.echo(str(result.path))
+        return
+    click.echo(f"backup {result.path} ({_size(result.size)}, {result.kind}, {result.seconds:.1f} s)")
+    for old in result.removed:
+        click.echo(f"removed old backup {old.name}")
+
+
+@backup_cli.command("list")
+def backup_list_command() -> None:
+    """List the backups, newest first."""
+    import datetime as dt
+
+    from flask import current_app
+
+    from app.ops.backup import backup_dir, list_backups
+
+    directory = backup_dir(current_app.config)
+    found = list_backups(directory)
+    if not found:
+        click.echo(f"no backups in {directory}")
+    for path in found:
+        st = path.stat()
+        when = dt.datetime.fromtimestamp(st.st_mtime).strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{when}  {_size(st.st_size):>10}  {path}")
+
+
+@backup_cli.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Restore even though meterdesk seems to be running.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def backup_restore_command(file: str, force: bool, yes: bool) -> None:
+    """Replace the database with a backup.  Stop meterdesk first; the backup is verified
+    (integrity, ledger) before anything is replaced, and the replaced database is kept."""
+    from pathlib import Path
+
+    from flask import current_app
+
+    from app.ops.backup import BackupError, restore, sqlite_path
+
+    live = sqlite_path(str(current_app.config["DATABASE_URL"])) or "the MariaDB/MySQL database"
+    if not yes:
+        click.confirm(f"Replace {live} with {file}?", abort=True)
+    try:
+        result = restore(current_app.config, Path(file), force=force, echo=click.echo)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {file} into {result.database}: ledger OK ({result.ledger_accounts} accounts, "
+               f"{result.ledger_entries} entries), {sum(result.rows.values())} rows")
+    if result.previous:
+        click.echo(f"the replaced database is kept as {result.previous}")
+    click.echo("start meterdesk again: systemctl start meterdesk-web meterdesk-worker")
+
+
+@db_cli.command("check")
+def db_check() -> None:
+    """Exit 0 when the database is reachable and fully migrated (the units' start check)."""
+    from app.ops.health import database_status
+
+    with db.connection_context():
+        state = database_status()
+    if state == "ok":
+        click.echo("database schema is up to date")
+        return
+    hints = {
+        "migrations pending": "run `meterdesk db upgrade` (packaging/upgrade.sh does this)",
+        "newer schema": "the database was migrated by a newer meterdesk: install that version",
+        "unreachable": "is the database server running, and is database_url right?",
+    }
+    raise click.ClickException(f"database: {state}; {hints.get(state, '')}")
+
+
+@db_cli.command("copy")
+@click.option("--to", "target", required=True, metavar="URL",
+              help="Target database, e.g. mysql://meterdesk:PASSWORD@127.0.0.1:3306/meterdesk")
+@click.option("--chunk", default=1000, show_default=True, help="Rows per read.")
+@click.option("--force", is_flag=True, help="Copy even though meterdesk seems to be running.")
+def db_copy(target: str, chunk: int, force: bool) -> None:
+    """Copy every row into an empty database (e.g. SQLite -> MariaDB), then compare row counts
+    and verify the ledger on both sides; exit 1 on any difference."""
+    from flask import current_app
+
+    from app.ops import runlock
+    from app.ops.check import hide_password
+    from app.ops.dbcopy import CopyError, copy_database
+
+    busy = runlock.running(current_app.config["STATE_DIR"])
+    if busy and not force:
+        raise click.ClickException(
+            f"meterdesk is running ({runlock.describe(busy)}): rows written during the copy would "
+            "be missing from the target. Stop it first (systemctl stop meterdesk-web meterdesk-worker) "
+            "or pass --force.")
+    try:
+        with db.connection_context():
+            report = copy_database(db.obj, target, chunk=chunk, echo=click.echo)
+    except CopyError as exc:
+        raise click.ClickException(str(exc)) from None
+    for problem in report.source_ledger:
+        click.echo(f"source ledger: {problem}", err=True)
+    for problem in report.target_ledger:
+        click.echo(f"target ledger: {problem}", err=True)
+    different = [t.table for t in report.tables if not t.ok]
+    click.echo(f"{len(report.tables)} tables, {report.rows} rows copied in {report.seconds:.1f} s; "
+               f"ledger on the target: {report.ledger_accounts} accounts, {report.ledger_entries} entries, "
+               + ("OK" if not report.target_ledger else f"{len(report.target_ledger)} problems"))
+    if not report.ok:
+        raise click.ClickException("the copy differs from the source"
+                                   + (f" (row counts: {', '.join(different)})" if different else "")
+                                   + "; do not switch to the target")
+    shown = hide_password(target)
+    click.echo(f"all row counts equal. To switch: set database_url = \"{shown}\""
+               + (" (with the real password)" if shown != target else "")
+               + " in config.toml and restart meterdesk.")
+
+
+@user_cli.command("list")
+def user_list() -> None:
+    """List staff users: name, role, whether active."""
+    from app.models import User
+
+    with db.connection_context():
+        for user in User.select().order_by(User.username):
+            state = "active" if getattr(user, "active", True) else "disabled"
+            click.echo(f"{user.username}\t{user.role}\t{state}")
+
+
+@config_cli.command("get", with_appcontext=False)
+@click.argument("key")
+def config_get(key: str) -> None:
+    """Print one effective setting (file, then MD_* environment), e.g. `config get listen`."""
+    from app.config import load_config
+
+    config = load_config()
+    if key.upper() not in config:
+        raise click.ClickException(f"unknown setting {key!r}")
+    click.echo(config[key.upper()])
+
+
+@cli.command("check", with_appcontext=False)
+@click.option("--quiet", "-q", is_flag=True, help="Print the problems only.")
+def check_command(quiet: bool) -> None:
+    """Check the setup: configuration, state directory and secret key, database and migrations,
+    queue, translations, assets, clock and time zone, SMS, backups.  Exit 1 on any problem."""
+    from app.ops.check import NOTE, PROBLEM, has_problems, run_checks
+
+    findings = run_checks()
+    for f in findings:
+        if quiet and f.level != PROBLEM:
+            continue
+        label = {PROBLEM: "PROBLEM", NOTE: "note"}.get(f.level, "ok")
+        click.echo(f"{label:<8} {f.topic:<13} {f.message}")
+    problems = [f for f in findings if f.level == PROBLEM]
+    if has_problems(findings):
+        click.echo(f"{len(problems)} problem(s)", err=True)
+        sys.exit(1)
+    if not quiet:
+        click.echo("no problems")
+
+
+@cli.command("health")
+@click.option("--url", default=None, help="Default: /healthz at the configured listen address.")
+@click.option("--wait", default=0.0, show_default=True, help="Keep asking this many seconds.")
+def health_command(url: str | None, wait: float) -> None:
+    """Ask the running console's /healthz; exit 1 unless it answers healthy."""
+    import json
+
+    from flask import current_app
+
+    from app.ops.health import health_url, wait_healthy
+
+    try:
+        url = url or health_url(current_app.config)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    ok, body = wait_healthy(url, timeout=wait)
+    click.echo(json.dumps(body, ensure_ascii=False) if isinstance(body, dict) else f"{url}: {body}")
+    if not ok:
+        sys.exit(1)
+
+
+@cli.command("worker")
+@click.option("--workers", "-w", default=2, show_default=True, help="Worker threads.")
+@click.option("--periodic/--no-periodic", default=True, show_default=True,
+              help="Run the periodic tasks (exactly one consumer per box does).")
+def worker_command(workers: int, periodic: bool) -> None:
+    """Run the task consumer (the meterdesk-worker unit): SIGINT finishes running tasks and stops."""
+    from flask import current_app
+
+    from app.ops.worker import WorkerError, run_worker
+
+    try:
+        run_worker(current_app.config, workers=workers, periodic=periodic)
+    except WorkerError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+
+for group in (db_cli, user_cli, token_cli, demo_cli, ledger_cli, readings_cli, backup_cli, config_cli):
     cli.add_command(group)
 
 

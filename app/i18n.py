@@ -50,6 +50,8 @@ LABELS: dict[str, Any] = {
     "adjustment": _l("Adjustment"),
     "fee": _l("Service fee"),
     "apportionment": _l("Apportionment"),
+    "rent": _l("Rent"),
+    "property_fee": _l("Property fee"),
     # account statuses (status.TIERS, not_opened, closed)
     "opened": _l("Normal"),
     "alarm1": _l("Alarm 1"),

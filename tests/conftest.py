@@ -81,7 +81,11 @@ def app(database_url, tmp_path):
         "SECRET_KEY": "test-secret",
         "HUEY_IMMEDIATE": True,
     })
-    yield application
+    # Like a request: tasks run inside the test (huey immediate mode) open their own
+    # connection context and must not close the test's connection.
+    # (Bound to this test's database object: a test may re-bind the proxy, e.g. a restore.)
+    with db.obj.connection_context():
+        yield application
     _close()
 
 

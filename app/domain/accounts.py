@@ -15,6 +15,7 @@ from app.domain.errors import ValidationError
 from app.domain.ledger import PAYMENT_METHODS, create_wallet, post_entry, system_account
 from app.domain.money import format_fen
 from app.domain.status import refresh_accounts, refresh_relays
+from app.domain.water import settle_account_water
 from app.i18n import tr
 from app.models import Account, Event, LedgerAccount, Meter, Property, Reading, Room, Tariff, Tenant
 
@@ -150,6 +151,7 @@ def close_account(account: Account, *, actor: Actor, now: dt.datetime,
         account = Account.get_by_id(account.id)
         if account.status == "closed":
             raise ValidationError(tr("the account is closed already"), "account")
+        settle_account_water(account, actor=actor, now=now)  # water rated but not yet deducted
         balance = LedgerAccount.get_by_id(account.wallet_id).balance_fen
         if balance < 0:
             raise ValidationError(

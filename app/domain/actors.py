@@ -27,6 +27,16 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "site.edit": frozenset({"admin", "manager"}),
     "user.manage": frozenset({"admin"}),
     "ledger.view": frozenset({"admin", "manager", "viewer"}),
+    # SMS: the outbox, templates and settings (managers); staff alerts (who looks after devices).
+    "sms.view": frozenset({"admin", "manager"}),
+    "sms.manage": frozenset({"admin", "manager"}),
+    "alert.view": frozenset({"admin", "manager", "electrician", "viewer"}),
+    # Scheduled operations: job history, recurring charges, apportionment, monthly bills.
+    "operations.view": frozenset({"admin", "manager", "viewer"}),
+    "operations.run": frozenset({"admin", "manager"}),
+    "charges.edit": frozenset({"admin", "manager"}),
+    "apportionment.post": frozenset({"admin", "manager"}),
+    "bill.view": frozenset({"admin", "manager", "cashier", "viewer"}),
 }
 
 

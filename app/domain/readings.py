@@ -17,6 +17,15 @@ For each meter, readings are taken in time order against the meter's last accept
   remainder is carried on the meter, so the charges of any split of the same consumption
   add up to the same total.
 
+Daily meters (``DAILY_KINDS``: water, whose balance the box deducts once a day) are rated the
+same way, but their ``charge_fen`` is only *rated* here: the reading is stored with no ledger
+entry, and ``app.domain.water.deduct_water_day`` later posts the day's rated charges in one
+entry and links the readings to it.  Because the carry runs per meter, the day's total is
+exactly what rating the day's consumption at once would give.
+
+An active meter with no account (a master meter measuring for apportionment) has its
+consumption recorded as accepted and is never charged.
+
 A batch posts one ledger entry (one debit leg per wallet, one credit per revenue account)
 and writes its rows set-based, so rating 10,000 meters costs a handful of statements.
 """
@@ -47,6 +56,8 @@ STATE_COLUMNS = (
 )
 
 CHUNK = 400
+# Meter kinds charged by the daily deduction instead of at reading time.
+DAILY_KINDS = frozenset({"water"})
 FUTURE_SLACK = dt.timedelta(minutes=10)
 STATE_ASSIGNMENTS = [
     "last_read_at = {}", "last_total = {}", "last_t1 = {}", "last_t2 = {}", "last_t3 = {}",
@@ -170,7 +181,7 @@ class _Rater:
 
     def rate(self, m: MeterState, r: ReadingIn, *, trust_jump: bool = False) -> ReadingResult:
         res = ReadingResult(meter_id=m.id, read_at=r.read_at, status="accepted")
-        if m.status != "active" or m.account_id is None:
+        if m.status != "active":
             res.status, res.note = "ignored", "meter not in service"
             return res
         if m.last_read_at is None or m.last_total is None:
@@ -198,6 +209,13 @@ class _Rater:
             res.status = "held"
             res.consumption = units
             res.note = f"{units} units in {seconds} s is above the plausible {allowed}"
+            return res
+        if m.account_id is None:
+            # A measuring-only meter (an apportionment master): consumption, no charge.
+            res.consumption = units
+            if trust_jump:
+                res.status = "released"
+            self._advance(m, r)
             return res
         tariff_id = self.tariff_id(m)
         spec = self.book.spec_at(tariff_id, r.read_at) if tariff_id else None
@@ -349,12 +367,13 @@ def apply_readings(items: Sequence[ReadingIn], *, actor: Actor, now: dt.datetime
 
 def _post_charges(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState], *,
                   actor: Actor, now: dt.datetime, memo: str):
-    """One entry for all charges of a batch.  Returns (entry or None, accounts charged)."""
+    """One entry for all charges of a batch.  Returns (entry or None, accounts charged).
+    Readings of daily meters are left for the daily deduction."""
     wallets: dict[int, int] = defaultdict(int)
     revenue: dict[tuple[int, str], int] = defaultdict(int)
     for _, res in pairs:
-        if res.charge_fen:
-            m = meters[res.meter_id]
+        m = meters[res.meter_id]
+        if res.charge_fen and m.kind not in DAILY_KINDS:
             wallets[m.account_id] += res.charge_fen
             revenue[(m.property_id, m.kind)] += res.charge_fen
     if not wallets:
@@ -384,7 +403,8 @@ def _write(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, Meter
             "t2": item.t2, "t3": item.t3, "t4": item.t4, "status": res.status,
             "consumption": res.consumption, "charge_fen": res.charge_fen,
             "rate_units": json.dumps(res.rate_units, sort_keys=True) if res.rate_units else "",
-            "entry": entry.id if (entry is not None and res.charge_fen) else None,
+            "entry": entry.id if (entry is not None and res.charge_fen
+                                  and meters[res.meter_id].kind not in DAILY_KINDS) else None,
             "source": item.source, "note": res.note[:200], "created_at": now,
         })
         if res.status in ("tamper", "held"):

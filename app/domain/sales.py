@@ -14,6 +14,7 @@ from app.domain.control import queue_purchase
 from app.domain.errors import Conflict, NotFound, ValidationError
 from app.domain.ledger import PAYMENT_METHODS, post_entry, reverse_entry, system_account
 from app.domain.money import MAX_SALE_FEN, fee_split, format_fen
+from app.domain.sms import request_dispatch
 from app.domain.status import refresh_accounts
 from app.i18n import tr
 from app.models import Account, LedgerAccount, Meter, Property, Sale
@@ -105,6 +106,7 @@ def sell(
             _push_to_meter_held_balance(acct, sale, actor=actor, now=now)
             audit(actor, "sale.create", sale, now=now, account=acct.number, amount_fen=amount_fen,
                   fee_fen=fee, net_fen=net, method=method, key=key)
+            request_dispatch()  # the receipt SMS goes out right after commit
         return SaleResult(sale, True)
     except IntegrityError:
         # A concurrent request with the same key committed first: return its sale.

@@ -8,6 +8,7 @@ from app.domain.ledger import verify_ledger
 from app.domain.readings import ReadingIn, apply_reading, apply_readings, release_held_reading
 from app.domain.sales import sell
 from app.domain.tariffs import add_tariff_version, create_tariff
+from app.domain.water import deduct_water_day
 from app.models import Event, LedgerAccount, Meter, Reading
 
 H = dt.timedelta(hours=1)
@@ -215,6 +216,10 @@ def test_reading_without_a_tariff_in_force_is_held(site, now):
 def test_water_is_charged_per_cubic_metre(site, now):
     acct, (e, w) = site.account(kinds=("electricity", "water"))
     res = read(w, now + H, 1500)  # 1.5 m3 x 5.00 yuan
-    assert res.charge_fen == 750
+    assert res.charge_fen == 750  # rated now, deducted by the daily deduction
     water_rev = LedgerAccount.get((LedgerAccount.property == site.prop) & (LedgerAccount.code == "revenue:water"))
-    assert water_rev.balance_fen == 750
+    assert water_rev.balance_fen == 0 and bal(acct) == 0
+    deduct_water_day(site.prop, dt.date(2026, 11, 2), actor=SYSTEM, now=now + 24 * H)
+    assert LedgerAccount.get_by_id(water_rev.id).balance_fen == 750
+    assert bal(acct) == -750
+    assert verify_ledger().ok

@@ -31,8 +31,10 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Module-scoped: Playwright's sync API keeps an event loop running while it is open, which
+    would break asyncio.run() in the tests collected after these."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -12,6 +12,7 @@ from app.domain.accounts import set_keep_power
 from app.domain.actors import SYSTEM, Actor
 from app.domain.sales import sell
 from app.domain.site import create_gateway
+from app.domain.water import deduct_water_day
 from app.models import Command, Event, Meter, Reading
 from app.sim.bus import VirtualBus
 from app.sim.meters import MeterModel
@@ -177,6 +178,10 @@ def test_water_valve_closes_at_zero(field, site, now):
     field.start()
     c = collector_for(field)
     field.clock.advance(hours=1)
+    field.cycle(c)
+    assert wmodel.supply_on  # water is rated as read and deducted once a day
+    field.clock.advance(hours=11, minutes=5)  # 00:05 local: the day is over
+    deduct_water_day(site.prop, dt.date(2026, 11, 2), actor=SYSTEM, now=field.clock.box())
     field.cycle(c)
     assert not wmodel.supply_on and not emodel.supply_on
     last = Command.select().where((Command.meter == w.id) & (Command.kind == "valve_close")).order_by(

@@ -1,0 +1,196 @@
+"""Scheduled operations and their Job rows.
+
+Each unit of scheduled work has a key and a ``Job`` row (started, finished, counts, error) that
+managers see in the console.  ``run_job`` skips a key that finished ``ok`` and one that failed
+``MAX_ATTEMPTS`` times (until a manager resets it); the work itself is idempotent as well (ledger
+idempotency keys), so a run cut short is simply run again.
+
+The runners below are what the periodic huey tasks call, with the clock passed in:
+
+- ``run_water_daily``: per property, each local day to deduct (``water:{property}:{day}``);
+- ``run_rent``: per property, once per local day (``rent:{property}:{day}``);
+- ``run_apportionment``: per active group, the previous local month
+  (``apportionment:{group}:{YYYY-MM}``), from the group's start month on;
+- ``run_bills``: per property, the previous local month (``bills:{property}:{YYYY-MM}``).
+
+A failure is recorded on its Job and the other units still run.  Failures that are not a
+``DomainError`` (a refusal with a message, e.g. rooms without an area) are re-raised as
+``JobsFailed`` at the end so that huey retries the task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from zoneinfo import ZoneInfo
+
+from app.db import write_tx
+from app.domain.actors import SYSTEM, Actor
+from app.domain.apportionment import month_label, month_of, post_apportionment, previous_month
+from app.domain.audit import audit
+from app.domain.bills import issue_bills
+from app.domain.errors import DomainError, ValidationError
+from app.domain.rent import charge_due
+from app.domain.water import day_key, days_due, deduct_water_day, local_date
+from app.i18n import tr
+from app.models import Property
+from app.models.operations import ApportionmentGroup, Job
+
+KINDS = ("water.daily", "rent", "apportionment", "bills")
+MAX_ATTEMPTS = 5
+Clock = Callable[[], dt.datetime]
+
+
+class JobsFailed(RuntimeError):
+    """Some units of a scheduled run failed unexpectedly (recorded on their Job rows)."""
+
+
+@dataclass
+class RunSummary:
+    """What one scheduled run did across its units."""
+
+    ran: int = 0
+    skipped: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_job(kind: str, key: str, work: Callable[[], dict[str, int]], *, clock: Clock,
+            property_id: int | None = None) -> tuple[Job, bool]:
+    """Run ``work`` under the Job ``key`` unless it finished before; returns (job, ran).
+
+    A ``DomainError`` marks the job failed with its message; any other exception marks it
+    failed with the traceback and is raised again.
+    """
+    with write_tx():
+        job = Job.get_or_none(Job.key == key)
+        if job is not None and (job.status == "ok" or (job.status == "failed" and job.attempts >= MAX_ATTEMPTS)):
+            return job, False
+        started = clock()
+        if job is None:
+            job = Job.create(kind=kind, key=key, property=property_id, status="running", started_at=started,
+                             attempts=1)
+        else:
+            Job.update(status="running", started_at=started, finished_at=None, attempts=Job.attempts + 1,
+                       error="").where(Job.id == job.id).execute()
+    try:
+        counts = work()
+    except DomainError as exc:
+        _finish(job.id, "failed", {}, exc.message, clock)
+        return Job.get_by_id(job.id), True
+    except Exception:
+        _finish(job.id, "failed", {}, traceback.format_exc()[-4000:], clock)
+        raise
+    _finish(job.id, "ok", counts, "", clock)
+    return Job.get_by_id(job.id), True
+
+
+def _finish(job_id: int, status: str, counts: dict[str, int], error: str, clock: Clock) -> None:
+    with write_tx():
+        Job.update(status=status, finished_at=clock(), counts=json.dumps(counts, sort_keys=True),
+                   error=error).where(Job.id == job_id).execute()
+
+
+def reset_job(job: Job, *, actor: Actor, now: dt.datetime) -> Job:
+    """Let a failed job run again with the next run of its task (attempts start over)."""
+    actor.require("operations.run")
+    with write_tx():
+        job = Job.get_by_id(job.id)
+        if job.status != "failed":
+            raise ValidationError(tr("only a failed job can be run again"), "job")
+        Job.update(attempts=0).where(Job.id == job.id).execute()
+        audit(actor, "job.reset", job, now=now, key=job.key)
+    return Job.get_by_id(job.id)
+
+
+def _unit(summary: RunSummary, kind: str, key: str, work: Callable[[], dict[str, int]], *, clock: Clock,
+          property_id: int | None) -> None:
+    try:
+        job, ran = run_job(kind, key, work, clock=clock, property_id=property_id)
+    except Exception as exc:  # noqa: BLE001 - recorded on the Job; the other units still run
+        summary.failed += 1
+        summary.errors.append(f"{key}: {type(exc).__name__}: {exc}")
+        return
+    if not ran:
+        summary.skipped += 1
+    elif job.status == "failed":
+        summary.failed += 1
+    else:
+        summary.ran += 1
+
+
+def _raise_unexpected(summary: RunSummary) -> RunSummary:
+    if summary.errors:
+        raise JobsFailed("; ".join(summary.errors))
+    return summary
+
+
+def run_water_daily(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYSTEM) -> RunSummary:
+    """Deduct each finished local day's water, per property (catching up missed days)."""
+    clock = clock or (lambda: now)
+    summary = RunSummary()
+    for prop in Property.select().order_by(Property.id):
+        for day in days_due(prop, now=now):
+            def work(prop: Property = prop, day: dt.date = day) -> dict[str, int]:
+                res = deduct_water_day(prop, day, actor=actor, now=now)
+                return {"accounts": res.accounts, "readings": res.readings, "amount_fen": res.amount_fen,
+                        "posted": int(res.created)}
+
+            _unit(summary, "water.daily", day_key(prop.id, day), work, clock=clock, property_id=prop.id)
+    return _raise_unexpected(summary)
+
+
+def run_rent(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYSTEM) -> RunSummary:
+    """Charge the rent and fees due by today (local), once a day per property."""
+    clock = clock or (lambda: now)
+    summary = RunSummary()
+    for prop in Property.select().order_by(Property.id):
+        today = local_date(now, ZoneInfo(prop.timezone))
+
+        def work(prop: Property = prop, today: dt.date = today) -> dict[str, int]:
+            return charge_due(prop, today=today, actor=actor, now=now).counts()
+
+        _unit(summary, "rent", f"rent:{prop.id}:{today.isoformat()}", work, clock=clock, property_id=prop.id)
+    return _raise_unexpected(summary)
+
+
+def run_apportionment(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYSTEM) -> RunSummary:
+    """Post the previous local month of each active group (from its start month on)."""
+    clock = clock or (lambda: now)
+    summary = RunSummary()
+    groups = ApportionmentGroup.select(ApportionmentGroup, Property).join(Property).where(
+        ApportionmentGroup.active == True  # noqa: E712
+    ).order_by(ApportionmentGroup.id)
+    for group in groups:
+        month = previous_month(month_of(now, ZoneInfo(group.property.timezone)))
+        if month < group.start_month:
+            continue
+
+        def work(group: ApportionmentGroup = group, month: int = month) -> dict[str, int]:
+            run, created = post_apportionment(group, month, actor=actor, now=now)
+            return {"posted": int(created), "amount_fen": run.amount_fen, "units": run.units,
+                    "accounts": run.parts.count()}
+
+        _unit(summary, "apportionment", f"apportionment:{group.id}:{month_label(month)}", work, clock=clock,
+              property_id=group.property_id)
+    return _raise_unexpected(summary)
+
+
+def run_bills(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYSTEM) -> RunSummary:
+    """Issue the previous local month's bills, per property."""
+    clock = clock or (lambda: now)
+    summary = RunSummary()
+    for prop in Property.select().order_by(Property.id):
+        month = previous_month(month_of(now, ZoneInfo(prop.timezone)))
+
+        def work(prop: Property = prop, month: int = month) -> dict[str, int]:
+            return issue_bills(prop, month=month, actor=actor, now=now)
+
+        _unit(summary, "bills", f"bills:{prop.id}:{month_label(month)}", work, clock=clock, property_id=prop.id)
+    return _raise_unexpected(summary)
