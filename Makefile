@@ -16,10 +16,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,mysql,redis]'
 	touch $@
 
-app/static/vendor/htmx.min.js: packaging/assets/package.json packaging/assets/package-lock.json
+app/static/vendor/htmx.min.js app/static/vendor/echarts.min.js &: packaging/assets/package.json packaging/assets/package-lock.json packaging/assets/build.sh
 	bash packaging/assets/build.sh
 
-assets: app/static/vendor/htmx.min.js
+assets: app/static/vendor/htmx.min.js app/static/vendor/echarts.min.js
 
 translations: $(STAMP)
 	$(VENV)/bin/pybabel compile -d app/translations
