@@ -31,7 +31,14 @@ from app.devices.profiles import available_profiles
 from app.domain.actors import Actor
 from app.domain.audit import audit
 from app.domain.errors import ValidationError
-from app.domain.site import METER_KINDS, PREPAID_MODES, PROTOCOLS, add_room, create_gateway, create_meter
+from app.domain.site import (
+    METER_KINDS,
+    PREPAID_MODES,
+    PROTOCOLS,
+    add_room,
+    create_gateway,
+    create_meter,
+)
 from app.i18n import tr
 from app.models import Building, Floor, Gateway, Meter, Property, Room, Tariff
 
@@ -81,12 +88,30 @@ COLUMNS = {"gateways": GATEWAY_COLUMNS, "meters": METER_COLUMNS}
 
 EXAMPLES = {
     "gateways": ["1号楼网关", "192.168.1.50", 502, 9600],
-    "meters": ["000000001001", "electricity", "dlt645-2007", "000000001001", "1号楼网关", "A", "1", "101",
-               1, "platform", "", ""],
+    "meters": [
+        "000000001001",
+        "electricity",
+        "dlt645-2007",
+        "000000001001",
+        "1号楼网关",
+        "A",
+        "1",
+        "101",
+        1,
+        "platform",
+        "",
+        "",
+    ],
 }
 
-KIND_WORDS = {"electricity": "electricity", "电": "electricity", "电表": "electricity",
-              "water": "water", "水": "water", "水表": "water"}
+KIND_WORDS = {
+    "electricity": "electricity",
+    "电": "electricity",
+    "电表": "electricity",
+    "water": "water",
+    "水": "water",
+    "水表": "water",
+}
 MODE_WORDS = {"platform": "platform", "平台": "platform", "meter": "meter", "表内": "meter"}
 ADDRESS_DIGITS = {"dlt645-2007": 12, "dlt645-1997": 12, "cjt188": 14}
 HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-:]*$")
@@ -124,8 +149,10 @@ class ImportRejected(ValidationError):
     """The file has row errors; nothing was written."""
 
     def __init__(self, errors: list[RowError]):
-        super().__init__(tr("%(n)s rows have errors; nothing was imported", n=len({e.row for e in errors})),
-                         "file")
+        super().__init__(
+            tr("%(n)s rows have errors; nothing was imported", n=len({e.row for e in errors})),
+            "file",
+        )
         self.errors = errors
 
 
@@ -160,7 +187,9 @@ def template_workbook(kind: str) -> bytes:
             for r in range(2, 1002):
                 ws.cell(row=r, column=i).number_format = "@"  # keep leading zeros
         if col.choices:
-            dv = DataValidation(type="list", formula1='"' + ",".join(col.choices) + '"', allow_blank=True)
+            dv = DataValidation(
+                type="list", formula1='"' + ",".join(col.choices) + '"', allow_blank=True
+            )
             dv.add(f"{letter}2:{letter}{MAX_ROWS + 1}")
             ws.add_data_validation(dv)
     ws.freeze_panes = "A2"
@@ -177,8 +206,12 @@ def template_workbook(kind: str) -> bytes:
             text += ": " + " / ".join(col.choices)
         notes.append([col.heading, text])
     notes.append([])
-    notes.append(["从第 2 行起每行一条；最多 %d 行。" % MAX_ROWS,
-                  "One item per row from row 2; at most %d rows." % MAX_ROWS])
+    notes.append(
+        [
+            f"从第 2 行起每行一条；最多 {MAX_ROWS} 行。",
+            f"One item per row from row 2; at most {MAX_ROWS} rows.",
+        ]
+    )
     notes.column_dimensions["A"].width = 26
     notes.column_dimensions["B"].width = 60
     buf = io.BytesIO()
@@ -230,7 +263,9 @@ def parse_workbook(data: bytes, kind: str) -> list[Row]:
         rows = ws.iter_rows(values_only=True)
         header = next(rows, None)
         if not header or not any(_text(v) for v in header):
-            raise ValidationError(tr("the first row must hold the column headings of the template"), "file")
+            raise ValidationError(
+                tr("the first row must hold the column headings of the template"), "file"
+            )
         names = _heading_map(kind)
         keys: list[str | None] = []
         unknown = []
@@ -243,25 +278,39 @@ def parse_workbook(data: bytes, kind: str) -> list[Row]:
             if key is None:
                 unknown.append(text)
             if key is not None and key in keys:
-                raise ValidationError(tr("the column '%(column)s' appears twice", column=text), "file")
+                raise ValidationError(
+                    tr("the column '%(column)s' appears twice", column=text), "file"
+                )
             keys.append(key)
         if unknown:
             raise ValidationError(
-                tr("unknown columns: %(columns)s. Use the template's headings.", columns=", ".join(unknown)),
-                "file")
+                tr(
+                    "unknown columns: %(columns)s. Use the template's headings.",
+                    columns=", ".join(unknown),
+                ),
+                "file",
+            )
         missing = [c.heading for c in COLUMNS[kind] if c.required and c.key not in keys]
         if missing:
             raise ValidationError(
-                tr("required columns are missing: %(columns)s. Use the template for this import.",
-                   columns=", ".join(missing)), "file")
+                tr(
+                    "required columns are missing: %(columns)s. Use the template for this import.",
+                    columns=", ".join(missing),
+                ),
+                "file",
+            )
         out: list[Row] = []
         for number, values in enumerate(rows, start=2):
-            cells = {k: _text(v) for k, v in zip(keys, values) if k is not None}
+            cells = {k: _text(v) for k, v in zip(keys, values, strict=False) if k is not None}
             if not any(cells.values()):
                 continue
             if len(out) >= MAX_ROWS:
-                raise ValidationError(tr("the file has more than %(n)s rows; split it into smaller files",
-                                         n=MAX_ROWS), "file")
+                raise ValidationError(
+                    tr(
+                        "the file has more than %(n)s rows; split it into smaller files", n=MAX_ROWS
+                    ),
+                    "file",
+                )
             out.append(Row(number, {c.key: cells.get(c.key, "") for c in COLUMNS[kind]}))
     finally:
         wb.close()
@@ -273,7 +322,7 @@ def parse_workbook(data: bytes, kind: str) -> list[Row]:
 # ---------------------------------------------------------------------------- validation
 def _chunks(seq: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
     for i in range(0, len(seq), size):
-        yield seq[i:i + size]
+        yield seq[i : i + size]
 
 
 def _whole(text: str, low: int, high: int) -> int | None:
@@ -301,8 +350,10 @@ def validate_gateways(prop: Property, rows: Sequence[Row]) -> Plan:
     hosts = sorted({r.values["host"] for r in rows if r.values["host"]})
     taken_addr: set[tuple[str, int]] = set()
     for part in _chunks(hosts):
-        taken_addr.update((g.host, g.port) for g in Gateway.select(Gateway.host, Gateway.port)
-                          .where(Gateway.host.in_(list(part))))
+        taken_addr.update(
+            (g.host, g.port)
+            for g in Gateway.select(Gateway.host, Gateway.port).where(Gateway.host.in_(list(part)))
+        )
     for row in rows:
         v = row.values
         before = len(err.items)
@@ -329,28 +380,57 @@ def validate_gateways(prop: Property, rows: Sequence[Row]) -> Plan:
             err.add(row, "baud", tr("%(baud)s is not a serial baud rate", baud=v["baud"]))
         if host and port is not None:
             if (host, port) in taken_addr:
-                err.add(row, "host", tr("a gateway at %(host)s:%(port)s exists", host=host, port=port))
+                err.add(
+                    row, "host", tr("a gateway at %(host)s:%(port)s exists", host=host, port=port)
+                )
             elif (host, port) in seen_addr:
-                err.add(row, "host", tr("the same host and port are on row %(row)s", row=seen_addr[(host, port)]))
+                err.add(
+                    row,
+                    "host",
+                    tr("the same host and port are on row %(row)s", row=seen_addr[(host, port)]),
+                )
             seen_addr.setdefault((host, port), row.number)
         if name:
             seen_name.setdefault(name, row.number)
         if len(err.items) == before:
-            plan.rows.append({"row": row.number, "values": v, "name": name, "host": host, "port": port, "baud": baud})
+            plan.rows.append(
+                {
+                    "row": row.number,
+                    "values": v,
+                    "name": name,
+                    "host": host,
+                    "port": port,
+                    "baud": baud,
+                }
+            )
     plan.errors = err.items
     return plan
 
 
-def _room_index(prop: Property) -> tuple[set[str], dict[tuple[str, str], int], dict[tuple[str, str, str], int],
-                                          dict[tuple[str, str], list[int]]]:
+def _room_index(
+    prop: Property,
+) -> tuple[
+    set[str],
+    dict[tuple[str, str], int],
+    dict[tuple[str, str, str], int],
+    dict[tuple[str, str], list[int]],
+]:
     buildings = {b.name for b in Building.select(Building.name).where(Building.property == prop)}
     floors: dict[tuple[str, str], int] = {}
-    for f in Floor.select(Floor.id, Floor.name, Building.name).join(Building).where(Building.property == prop):
+    for f in (
+        Floor.select(Floor.id, Floor.name, Building.name)
+        .join(Building)
+        .where(Building.property == prop)
+    ):
         floors[(f.building.name, f.name)] = f.id
     rooms: dict[tuple[str, str, str], int] = {}
     by_number: dict[tuple[str, str], list[int]] = {}
-    query = (Room.select(Room.id, Room.number, Floor.name, Building.name)
-             .join(Floor).join(Building).where(Building.property == prop))
+    query = (
+        Room.select(Room.id, Room.number, Floor.name, Building.name)
+        .join(Floor)
+        .join(Building)
+        .where(Building.property == prop)
+    )
     for r in query:
         rooms[(r.floor.building.name, r.floor.name, r.number)] = r.id
         by_number.setdefault((r.floor.building.name, r.number), []).append(r.id)
@@ -381,17 +461,24 @@ def validate_meters(prop: Property, rows: Sequence[Row], *, create_rooms: bool =
     serials = sorted({r.values["serial"] for r in rows if r.values["serial"]})
     taken_serials: set[str] = set()
     for part in _chunks(serials):
-        taken_serials.update(m.serial for m in Meter.select(Meter.serial).where(Meter.serial.in_(list(part))))
+        taken_serials.update(
+            m.serial for m in Meter.select(Meter.serial).where(Meter.serial.in_(list(part)))
+        )
     gateways_by_name: dict[str, list[Gateway]] = {}
     gateways_by_addr: dict[str, Gateway] = {}
     for g in Gateway.select().where(Gateway.property == prop):
         gateways_by_name.setdefault(g.name, []).append(g)
         gateways_by_addr[f"{g.host}:{g.port}"] = g
     taken_bus: set[tuple[int, str]] = {
-        (m.gateway_id, m.address) for m in Meter.select(Meter.gateway, Meter.address)
-        .join(Gateway).where(Gateway.property == prop)
+        (m.gateway_id, m.address)
+        for m in Meter.select(Meter.gateway, Meter.address)
+        .join(Gateway)
+        .where(Gateway.property == prop)
     }
-    tariffs = {t.name: t for t in Tariff.select().where((Tariff.property == prop) & (Tariff.active == True))}  # noqa: E712
+    tariffs = {
+        t.name: t
+        for t in Tariff.select().where((Tariff.property == prop) & (Tariff.active == True))  # noqa: E712
+    }
     profiles = set(available_profiles())
     buildings, floors, rooms, by_number = _room_index(prop)
     planned_rooms: set[tuple[str, str, str]] = set()
@@ -440,8 +527,11 @@ def validate_meters(prop: Property, rows: Sequence[Row], *, create_rooms: bool =
                 if protocol in MODBUS:
                     msg = tr("a Modbus address is a device id 1-247")
                 elif protocol in ADDRESS_DIGITS:
-                    msg = tr("a %(protocol)s address has at most %(n)s digits", protocol=protocol,
-                             n=ADDRESS_DIGITS[protocol])
+                    msg = tr(
+                        "a %(protocol)s address has at most %(n)s digits",
+                        protocol=protocol,
+                        n=ADDRESS_DIGITS[protocol],
+                    )
                 else:
                     msg = tr("at most %(n)s characters", n=20)
                 if key == "serial":
@@ -453,7 +543,11 @@ def validate_meters(prop: Property, rows: Sequence[Row], *, create_rooms: bool =
         if v["gateway"]:
             found = gateways_by_name.get(v["gateway"], [])
             if len(found) > 1:
-                err.add(row, "gateway", tr("several gateways are named '%(name)s'; give host:port", name=v["gateway"]))
+                err.add(
+                    row,
+                    "gateway",
+                    tr("several gateways are named '%(name)s'; give host:port", name=v["gateway"]),
+                )
             elif found:
                 gateway = found[0]
             elif v["gateway"] in gateways_by_addr:
@@ -466,9 +560,17 @@ def validate_meters(prop: Property, rows: Sequence[Row], *, create_rooms: bool =
         if gateway is not None and address is not None:
             bus = (gateway.id, address)
             if bus in taken_bus:
-                err.add(row, "address", tr("another meter on this gateway has address %(address)s", address=address))
+                err.add(
+                    row,
+                    "address",
+                    tr("another meter on this gateway has address %(address)s", address=address),
+                )
             elif bus in seen_bus:
-                err.add(row, "address", tr("the same gateway and address are on row %(row)s", row=seen_bus[bus]))
+                err.add(
+                    row,
+                    "address",
+                    tr("the same gateway and address are on row %(row)s", row=seen_bus[bus]),
+                )
             seen_bus.setdefault(bus, row.number)
 
         clean["room_id"] = None
@@ -484,12 +586,18 @@ def validate_meters(prop: Property, rows: Sequence[Row], *, create_rooms: bool =
             elif not f and len(by_number.get((b, r), [])) == 1:
                 clean["room_id"] = by_number[(b, r)][0]
             elif not f and len(by_number.get((b, r), [])) > 1:
-                err.add(row, "floor", tr("room %(room)s is on several floors; give the floor", room=r))
+                err.add(
+                    row, "floor", tr("room %(room)s is on several floors; give the floor", room=r)
+                )
             elif not create_rooms:
                 if b not in buildings:
                     err.add(row, "building", tr("unknown building '%(building)s'", building=b))
                 else:
-                    err.add(row, "room", tr("unknown room '%(room)s' in building %(building)s", room=r, building=b))
+                    err.add(
+                        row,
+                        "room",
+                        tr("unknown room '%(room)s' in building %(building)s", room=r, building=b),
+                    )
             elif not f:
                 err.add(row, "floor", tr("the floor is required to create room %(room)s", room=r))
             else:
@@ -500,12 +608,16 @@ def validate_meters(prop: Property, rows: Sequence[Row], *, create_rooms: bool =
 
         multiplier = 1 if not v["multiplier"] else _whole(v["multiplier"], 1, 10000)
         if multiplier is None:
-            err.add(row, "multiplier", tr("the multiplier (CT ratio) must be a whole number 1-10000"))
+            err.add(
+                row, "multiplier", tr("the multiplier (CT ratio) must be a whole number 1-10000")
+            )
         clean["multiplier"] = multiplier
 
         mode = MODE_WORDS.get(v["prepaid_mode"].lower() or "platform")
         if mode is None:
-            err.add(row, "prepaid_mode", tr("unknown prepaid mode '%(mode)s'", mode=v["prepaid_mode"]))
+            err.add(
+                row, "prepaid_mode", tr("unknown prepaid mode '%(mode)s'", mode=v["prepaid_mode"])
+            )
         clean["prepaid_mode"] = mode
 
         tariff = None
@@ -514,7 +626,11 @@ def validate_meters(prop: Property, rows: Sequence[Row], *, create_rooms: bool =
             if tariff is None:
                 err.add(row, "tariff", tr("unknown tariff '%(name)s'", name=v["tariff"]))
             elif kind and tariff.utility != kind:
-                err.add(row, "tariff", tr("tariff '%(name)s' is not for this kind of meter", name=v["tariff"]))
+                err.add(
+                    row,
+                    "tariff",
+                    tr("tariff '%(name)s' is not for this kind of meter", name=v["tariff"]),
+                )
         clean["tariff"] = tariff
 
         profile = v["profile"]
@@ -538,8 +654,9 @@ def validate(kind: str, prop: Property, rows: Sequence[Row], *, create_rooms: bo
 
 
 # ---------------------------------------------------------------------------- writing
-def import_gateways(prop: Property, rows: Sequence[Row], *, actor: Actor, now: dt.datetime,
-                    digest: str = "") -> int:
+def import_gateways(
+    prop: Property, rows: Sequence[Row], *, actor: Actor, now: dt.datetime, digest: str = ""
+) -> int:
     """Create every gateway of the file in one transaction, or none."""
     actor.require("site.edit")
     with write_tx():
@@ -547,14 +664,28 @@ def import_gateways(prop: Property, rows: Sequence[Row], *, actor: Actor, now: d
         if plan.errors:
             raise ImportRejected(plan.errors)
         for item in plan.rows:
-            create_gateway(prop, name=item["name"], host=item["host"], port=item["port"], baud=item["baud"],
-                           actor=actor, now=now)
+            create_gateway(
+                prop,
+                name=item["name"],
+                host=item["host"],
+                port=item["port"],
+                baud=item["baud"],
+                actor=actor,
+                now=now,
+            )
         audit(actor, "import.gateways", prop, now=now, rows=len(plan.rows), sha256=digest)
     return len(plan.rows)
 
 
-def import_meters(prop: Property, rows: Sequence[Row], *, actor: Actor, now: dt.datetime,
-                  create_rooms: bool = False, digest: str = "") -> int:
+def import_meters(
+    prop: Property,
+    rows: Sequence[Row],
+    *,
+    actor: Actor,
+    now: dt.datetime,
+    create_rooms: bool = False,
+    digest: str = "",
+) -> int:
     """Create every meter of the file (and the rooms it names, if asked) in one transaction,
     or none."""
     actor.require("site.edit")
@@ -570,15 +701,34 @@ def import_meters(prop: Property, rows: Sequence[Row], *, actor: Actor, now: dt.
             elif item["new_room"] is not None:
                 key = item["new_room"]
                 if key not in made:
-                    made[key] = add_room(prop, building=key[0], floor=key[1], number=key[2], actor=actor, now=now)
+                    made[key] = add_room(
+                        prop, building=key[0], floor=key[1], number=key[2], actor=actor, now=now
+                    )
                 room = made[key]
             meter = create_meter(
-                prop, serial=item["serial"], kind=item["kind"], protocol=item["protocol"], address=item["address"],
-                gateway=item["gateway"], room=room, multiplier=item["multiplier"],
-                prepaid_mode=item["prepaid_mode"], profile=item["profile"], actor=actor, now=now,
+                prop,
+                serial=item["serial"],
+                kind=item["kind"],
+                protocol=item["protocol"],
+                address=item["address"],
+                gateway=item["gateway"],
+                room=room,
+                multiplier=item["multiplier"],
+                prepaid_mode=item["prepaid_mode"],
+                profile=item["profile"],
+                actor=actor,
+                now=now,
             )
             if item["tariff"] is not None:
                 Meter.update(tariff=item["tariff"]).where(Meter.id == meter.id).execute()
                 audit(actor, "meter.tariff", meter, now=now, tariff=item["tariff"].name)
-        audit(actor, "import.meters", prop, now=now, rows=len(plan.rows), rooms=len(made), sha256=digest)
+        audit(
+            actor,
+            "import.meters",
+            prop,
+            now=now,
+            rows=len(plan.rows),
+            rooms=len(made),
+            sha256=digest,
+        )
     return len(plan.rows)

@@ -41,8 +41,14 @@ ERRORS_SHOWN = 500
 
 
 def _xlsx(data: bytes, name: str) -> Response:
-    return Response(data, mimetype=XLSX, headers={
-        "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    return Response(
+        data,
+        mimetype=XLSX,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def _upload_dir() -> Path:
@@ -82,8 +88,14 @@ def _page(status: int = 200, **ctx):
     ctx.setdefault("create_rooms", False)
     ctx.setdefault("property_id", properties[0].id if properties else None)
     ctx.setdefault("imported", None)
-    return render("excel/import.html", properties=properties, columns=COLUMNS, heading=column_heading,
-                  errors_shown=ERRORS_SHOWN, **ctx), status
+    return render(
+        "excel/import.html",
+        properties=properties,
+        columns=COLUMNS,
+        heading=column_heading,
+        errors_shown=ERRORS_SHOWN,
+        **ctx,
+    ), status
 
 
 def _property(value: str | None) -> Property | None:
@@ -128,8 +140,14 @@ def import_preview():
         return _page(422, errors={"file": exc.message}, **ctx)
     plan = validate(kind, prop, rows, create_rooms=create_rooms)
     token = _keep_upload(data) if plan.ok else ""
-    return _page(200 if plan.ok else 422, plan=plan, total=len(rows), token=token,
-                 filename=upload.filename, **ctx)
+    return _page(
+        200 if plan.ok else 422,
+        plan=plan,
+        total=len(rows),
+        token=token,
+        filename=upload.filename,
+        **ctx,
+    )
 
 
 @bp.post("/import/confirm")
@@ -141,16 +159,29 @@ def import_confirm():
     ctx = {"kind": kind, "create_rooms": create_rooms, "property_id": prop.id if prop else None}
     path = _upload_path(request.form.get("token", ""))
     if path is None or prop is None:
-        return _page(409, errors={"file": tr("this upload was already imported or has expired; "
-                                             "upload the file again")}, **ctx)
+        return _page(
+            409,
+            errors={
+                "file": tr("this upload was already imported or has expired; upload the file again")
+            },
+            **ctx,
+        )
     data = path.read_bytes()
     try:
         rows = parse_workbook(data, kind)
         if kind == "gateways":
-            n = import_gateways(prop, rows, actor=current_actor(), now=utcnow(), digest=file_digest(data))
+            n = import_gateways(
+                prop, rows, actor=current_actor(), now=utcnow(), digest=file_digest(data)
+            )
         else:
-            n = import_meters(prop, rows, actor=current_actor(), now=utcnow(), create_rooms=create_rooms,
-                              digest=file_digest(data))
+            n = import_meters(
+                prop,
+                rows,
+                actor=current_actor(),
+                now=utcnow(),
+                create_rooms=create_rooms,
+                digest=file_digest(data),
+            )
     except ImportRejected as exc:
         plan = validate(kind, prop, rows, create_rooms=create_rooms)
         plan.errors = exc.errors
@@ -186,7 +217,7 @@ def _range() -> tuple[dt.date, dt.date, dt.datetime, dt.datetime]:
         raise DomainError(tr("the end date is before the start date"), "to")
 
     def utc(day: dt.date) -> dt.datetime:
-        return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC).replace(tzinfo=None)
 
     return start_day, end_day, utc(start_day), utc(end_day + dt.timedelta(days=1))
 
@@ -194,8 +225,13 @@ def _range() -> tuple[dt.date, dt.date, dt.datetime, dt.datetime]:
 def _export_page(status: int = 200, errors: dict[str, str] | None = None):
     tz = ZoneInfo(_timezone())
     today = dt.datetime.now(tz).date()
-    return render("excel/export.html", errors=errors or {}, args=request.args,
-                  default_from=today.replace(day=1).isoformat(), default_to=today.isoformat()), status
+    return render(
+        "excel/export.html",
+        errors=errors or {},
+        args=request.args,
+        default_from=today.replace(day=1).isoformat(),
+        default_to=today.isoformat(),
+    ), status
 
 
 @bp.get("/export")
@@ -207,8 +243,11 @@ def export_page():
 @bp.get("/export/meters.xlsx")
 @login_required("account.view")
 def export_meters():
-    query = exports.meters_query(q=request.args.get("q", ""), kind=request.args.get("kind", ""),
-                                 status=request.args.get("status", ""))
+    query = exports.meters_query(
+        q=request.args.get("q", ""),
+        kind=request.args.get("kind", ""),
+        status=request.args.get("status", ""),
+    )
     return _xlsx(exports.meters_workbook(query, timezone=_timezone()), "meters.xlsx")
 
 
@@ -247,7 +286,9 @@ def export_readings():
     except DomainError as exc:
         return _export_page(422, {"readings_" + (exc.field or "from"): exc.message})
     query = exports.readings_query(start=start, end=end, meter=meter)
-    data = exports.readings_workbook(query, timezone=_timezone(), with_money=current_actor().can("money.view"))
+    data = exports.readings_workbook(
+        query, timezone=_timezone(), with_money=current_actor().can("money.view")
+    )
     safe = re.sub(r"[^A-Za-z0-9_-]", "", serial)
     name = f"readings-{safe + '-' if safe else ''}{first:%Y%m%d}-{last:%Y%m%d}.xlsx"
     return _xlsx(data, name)

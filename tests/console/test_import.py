@@ -47,10 +47,35 @@ def fill(wb, rows) -> bytes:
     return buf.getvalue()
 
 
-def meter_row(serial, *, kind="electricity", protocol="dlt645-2007", address=None, gateway="GW-A",
-              building="A", floor="1", room="101", multiplier=1, mode="platform", tariff="", profile=""):
-    return [serial, kind, protocol, address if address is not None else serial, gateway, building, floor, room,
-            multiplier, mode, tariff, profile]
+def meter_row(
+    serial,
+    *,
+    kind="electricity",
+    protocol="dlt645-2007",
+    address=None,
+    gateway="GW-A",
+    building="A",
+    floor="1",
+    room="101",
+    multiplier=1,
+    mode="platform",
+    tariff="",
+    profile="",
+):
+    return [
+        serial,
+        kind,
+        protocol,
+        address if address is not None else serial,
+        gateway,
+        building,
+        floor,
+        room,
+        multiplier,
+        mode,
+        tariff,
+        profile,
+    ]
 
 
 def upload(client, data, kind="meters", filename="meters.xlsx", **extra):
@@ -65,7 +90,9 @@ def token_of(page: str) -> str:
 
 
 def confirm(client, token, kind="meters", **extra):
-    return client.post("/import/confirm", data={"kind": kind, "token": token, "csrf_token": csrf(client), **extra})
+    return client.post(
+        "/import/confirm", data={"kind": kind, "token": token, "csrf_token": csrf(client), **extra}
+    )
 
 
 def test_template_has_bilingual_headings_and_drop_down_lists(client, users, site):
@@ -73,7 +100,9 @@ def test_template_has_bilingual_headings_and_drop_down_lists(client, users, site
     wb = template(client)
     ws = wb.worksheets[0]
     headings = [c.value for c in ws[1]]
-    assert headings[0] == "表号 Serial *" and "类型 Kind *" in headings and "协议 Protocol" in headings
+    assert (
+        headings[0] == "表号 Serial *" and "类型 Kind *" in headings and "协议 Protocol" in headings
+    )
     assert ws.max_row == 1 or all(c.value is None for c in ws[2])  # the example is on its own sheet
     assert "示例 Example" in wb.sheetnames
     lists = [dv.formula1 for dv in ws.data_validations.dataValidation]
@@ -108,43 +137,61 @@ def test_one_bad_row_shows_its_sheet_row_number_and_nothing_is_written(client, u
     before = Meter.select().count()
     page = upload(client, data)
     assert page.status_code == 422
-    assert re.search(r'<td class="num">4</td><td>房间 Room</td><td>999</td><td class="error">[^<]*999', page.text)
+    assert re.search(
+        r'<td class="num">4</td><td>房间 Room</td><td>999</td><td class="error">[^<]*999', page.text
+    )
     assert 'name="token"' not in page.text  # no confirm offered
     assert Meter.select().count() == before
 
 
-@pytest.mark.parametrize("row, column, message", [
-    (meter_row("000000000001", building="Z"), "楼栋 Building", "unknown building"),
-    (meter_row("000000000001", gateway="nowhere"), "网关 Gateway", "unknown gateway"),
-    (meter_row("000000000001", protocol="zigbee"), "协议 Protocol", "unknown protocol"),
-    (meter_row("000000000001", address="12AB"), "通信地址 Address", "at most 12 digits"),
-    (meter_row("000000000001", tariff="gold"), "电价/水价 Tariff", "unknown tariff"),
-    (meter_row("000000000001", tariff="water"), "电价/水价 Tariff", "not for this kind"),
-    (meter_row("000000000001", multiplier="two"), "倍率 Multiplier", "whole number"),
-    (meter_row("", address="000000000001"), "表号 Serial *", "serial is required"),
-    (meter_row("000000000001", kind="gas"), "类型 Kind *", "unknown meter kind"),
-    (meter_row("000000000001", protocol="modbus-rtu-tcp", address="300"), "通信地址 Address", "1-247"),
-])
-def test_each_kind_of_bad_value_is_reported_next_to_its_column(client, users, site, place, row, column, message):
+@pytest.mark.parametrize(
+    "row, column, message",
+    [
+        (meter_row("000000000001", building="Z"), "楼栋 Building", "unknown building"),
+        (meter_row("000000000001", gateway="nowhere"), "网关 Gateway", "unknown gateway"),
+        (meter_row("000000000001", protocol="zigbee"), "协议 Protocol", "unknown protocol"),
+        (meter_row("000000000001", address="12AB"), "通信地址 Address", "at most 12 digits"),
+        (meter_row("000000000001", tariff="gold"), "电价/水价 Tariff", "unknown tariff"),
+        (meter_row("000000000001", tariff="water"), "电价/水价 Tariff", "not for this kind"),
+        (meter_row("000000000001", multiplier="two"), "倍率 Multiplier", "whole number"),
+        (meter_row("", address="000000000001"), "表号 Serial *", "serial is required"),
+        (meter_row("000000000001", kind="gas"), "类型 Kind *", "unknown meter kind"),
+        (
+            meter_row("000000000001", protocol="modbus-rtu-tcp", address="300"),
+            "通信地址 Address",
+            "1-247",
+        ),
+    ],
+)
+def test_each_kind_of_bad_value_is_reported_next_to_its_column(
+    client, users, site, place, row, column, message
+):
     login(client, "manager")
     with client.session_transaction() as s:
         s["lang"] = "en"
     page = upload(client, fill(template(client), [row]))
     assert page.status_code == 422
-    assert re.search(rf'<td class="num">2</td><td>{re.escape(column)}</td><td>[^<]*</td><td class="error">[^<]*{message}',
-                     page.text), page.text[-3000:]
+    assert re.search(
+        rf'<td class="num">2</td><td>{re.escape(column)}</td><td>[^<]*</td><td class="error">[^<]*{message}',
+        page.text,
+    ), page.text[-3000:]
 
 
 def test_duplicate_serials_in_the_file_and_in_the_database_are_errors(client, users, site, place):
     acct, meters = site.account()
     login(client, "manager")
-    rows = [meter_row("000000005555"), meter_row("000000005555", room="102"), meter_row(meters[0].serial,
-                                                                                      address="000000000077")]
+    rows = [
+        meter_row("000000005555"),
+        meter_row("000000005555", room="102"),
+        meter_row(meters[0].serial, address="000000000077"),
+    ]
     page = upload(client, fill(template(client), rows))
     assert page.status_code == 422
     assert re.search(r'<td class="num">3</td><td>表号 Serial \*</td>', page.text)
     assert re.search(r'<td class="num">4</td><td>表号 Serial \*</td>', page.text)
-    assert re.search(r'<td class="num">3</td><td>通信地址 Address</td>', page.text)  # same gateway + address
+    assert re.search(
+        r'<td class="num">3</td><td>通信地址 Address</td>', page.text
+    )  # same gateway + address
 
 
 def test_confirming_the_same_upload_twice_writes_nothing_new(client, users, site, place):
@@ -154,7 +201,11 @@ def test_confirming_the_same_upload_twice_writes_nothing_new(client, users, site
     assert confirm(client, token).status_code == 303
     after_first = Meter.select().count()
     again = confirm(client, token)
-    assert again.status_code == 409 and "upload the file again" in again.text.lower() or "重新上传" in again.text
+    assert (
+        again.status_code == 409
+        and "upload the file again" in again.text.lower()
+        or "重新上传" in again.text
+    )
     assert Meter.select().count() == after_first
     # The same file uploaded again finds its meters in the database.
     page = upload(client, data)
@@ -180,7 +231,7 @@ def test_import_revalidates_inside_the_transaction(site, place, now):
 def parse_row(values, number):
     from app.domain.imports import METER_COLUMNS, Row
 
-    return Row(number, {c.key: str(v) for c, v in zip(METER_COLUMNS, values)})
+    return Row(number, {c.key: str(v) for c, v in zip(METER_COLUMNS, values, strict=True)})
 
 
 def test_missing_rooms_are_created_only_when_asked(client, users, site, place):
@@ -196,22 +247,36 @@ def test_missing_rooms_are_created_only_when_asked(client, users, site, place):
 
 def test_gateways_import_and_duplicate_host_port(client, users, site, place):
     login(client, "manager")
-    data = fill(template(client, "gateways"), [["GW-B", "10.0.0.6", 502, 9600], ["GW-C", "10.0.0.7", "8899", ""],
-                                               ["GW-D", "10.0.0.5", 502, 9600]])
+    data = fill(
+        template(client, "gateways"),
+        [
+            ["GW-B", "10.0.0.6", 502, 9600],
+            ["GW-C", "10.0.0.7", "8899", ""],
+            ["GW-D", "10.0.0.5", 502, 9600],
+        ],
+    )
     page = upload(client, data, kind="gateways")
-    assert page.status_code == 422 and re.search(r'<td class="num">4</td><td>主机地址 Host \*</td>', page.text)
-    data = fill(template(client, "gateways"), [["GW-B", "10.0.0.6", 502, 9600], ["GW-C", "10.0.0.7", "8899", ""]])
+    assert page.status_code == 422 and re.search(
+        r'<td class="num">4</td><td>主机地址 Host \*</td>', page.text
+    )
+    data = fill(
+        template(client, "gateways"),
+        [["GW-B", "10.0.0.6", 502, 9600], ["GW-C", "10.0.0.7", "8899", ""]],
+    )
     page = upload(client, data, kind="gateways")
     assert page.status_code == 200
     assert confirm(client, token_of(page.text), kind="gateways").status_code == 303
     assert Gateway.get(Gateway.name == "GW-C").port == 8899
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"serial,kind\n1,electricity\n", "not an Excel"),
-    (b"", "empty"),
-    (b"PK\x03\x04 broken zip", "not an Excel"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"serial,kind\n1,electricity\n", "not an Excel"),
+        (b"", "empty"),
+        (b"PK\x03\x04 broken zip", "not an Excel"),
+    ],
+)
 def test_a_file_that_is_not_xlsx_is_rejected_with_a_message(client, users, site, data, message):
     login(client, "manager")
     with client.session_transaction() as s:
@@ -257,4 +322,9 @@ def test_cashier_and_viewer_cannot_import(client, users, site, place, now):
         assert r.status_code == 403
         client.post("/logout", data={"csrf_token": csrf(client)})
     with pytest.raises(PermissionDenied):
-        import_meters(site.prop, [parse_row(meter_row("000000000401"), 2)], actor=Actor("c", "cashier"), now=now)
+        import_meters(
+            site.prop,
+            [parse_row(meter_row("000000000401"), 2)],
+            actor=Actor("c", "cashier"),
+            now=now,
+        )
