@@ -1,0 +1,1 @@
+"""Excel import of gateways and meters, and Excel export of the lists."""
