@@ -29,7 +29,7 @@ from app.domain.actors import Actor
 from app.domain.money import format_fen
 from app.domain.users import visible_property_ids
 from app.i18n import label
-from app.models import User, utcnow
+from app.models import Property, User, utcnow
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Blueprints whose POSTs carry no session and no CSRF token: the JSON API (bearer tokens) and
@@ -111,6 +111,15 @@ def _locale_code() -> str:
     return "zh_CN" if locale is not None and locale.language == "zh" else "en"
 
 
+def _property_language() -> str:
+    scope = property_scope()
+    query = Property.select(Property.language).order_by(Property.id)
+    if scope is not None:
+        query = query.where(Property.id.in_(scope))
+    prop = query.first()
+    return prop.language if prop is not None else ""
+
+
 def register_web(app: Flask) -> None:
     @app.before_request
     def _load_user() -> None:
@@ -127,6 +136,7 @@ def register_web(app: Flask) -> None:
             if (user is not None and session.get("pw") == user.password_hash[-12:]
                     and seen is not None and now - seen <= idle):
                 g.user = user
+                g.property_language = _property_language()
                 if now - seen > dt.timedelta(minutes=1):  # keep the cookie quiet between clicks
                     session["seen"] = now.isoformat()
             else:

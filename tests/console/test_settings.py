@@ -64,3 +64,12 @@ def test_settings_page_links_to_sms_settings_and_offers_a_property_selector(clie
     page = client.get(f"/settings?property={other.prop.id}").text
     assert f"/sms/settings?property={other.prop.id}" in page
     assert f'<option value="{other.prop.id}" selected>' in page
+
+
+def test_the_property_language_is_the_console_default_until_someone_picks_one(client, staff, site):
+    login(client, "manager")
+    assert "账户" in client.get("/accounts").text
+    post(client, f"/settings?property={site.prop.id}", GOOD)  # language: en
+    assert "Accounts" in client.get("/accounts").text and "账户" not in client.get("/accounts").text
+    post(client, "/language", {"lang": "zh_CN", "next": "/accounts"})
+    assert "账户" in client.get("/accounts").text
