@@ -66,3 +66,13 @@ def test_audit_pages_through_long_histories(client, staff, now):
     assert "row-54" in first and "row-05" in first and "row-04" not in first
     assert "row-04" in second and "row-00" in second and "row-54" not in second
     assert AuditLog.select().where(AuditLog.actor == "carol").count() == 55
+
+
+def test_keep_power_running_out_is_audited(app, site, now):
+    from app.domain.accounts import expire_keep_power, set_keep_power
+
+    _, meters = site.account()
+    set_keep_power(meters[0], on=True, reason="hospital", until=now + dt.timedelta(hours=1), actor=SYSTEM, now=now)
+    assert expire_keep_power(now=now + dt.timedelta(hours=2)) == 1
+    row = AuditLog.get(AuditLog.action == "meter.keep_power_expired")
+    assert (row.actor, row.object_type, row.object_id) == ("system", "meter", str(meters[0].id))
