@@ -22,7 +22,8 @@ htmx = Htmx()
 
 def select_locale() -> str:
     """The person's choice (session), else for the JSON API the Accept-Language header
-    (English unless Chinese is asked for), else the configured console language."""
+    (English unless Chinese is asked for), else for signed-in staff the language set for
+    their (first) property on the settings page, else the configured console language."""
     from flask import current_app, has_request_context
 
     if has_request_context():
@@ -32,6 +33,9 @@ def select_locale() -> str:
         if request.path.startswith("/api/"):
             best = request.accept_languages.best_match(["zh_CN", "zh", "en"])
             return "zh_CN" if best in ("zh_CN", "zh") else "en"
+        lang = g.get("property_language")  # set for signed-in staff by app.web
+        if lang in LANGUAGES:
+            return lang
     return current_app.config.get("LANGUAGE", "zh_CN")
 
 
@@ -71,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if ctx is not None:
             ctx.__exit__(None, None, None)
 
+    from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.auth.views import bp as auth_bp
     from app.console.views import bp as console_bp
@@ -86,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(operations_bp)
     app.register_blueprint(sms_bp)
     app.register_blueprint(excel_bp)
+    app.register_blueprint(admin_bp)
 
     @app.get("/healthz")
     def healthz():

@@ -3,6 +3,7 @@ htmx-aware rendering and template filters."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import secrets
 from collections.abc import Callable
@@ -26,8 +27,9 @@ from jinja2_fragments.flask import render_block
 
 from app.domain.actors import Actor
 from app.domain.money import format_fen
+from app.domain.users import visible_property_ids
 from app.i18n import label
-from app.models import User
+from app.models import Property, User, utcnow
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Blueprints whose POSTs carry no session and no CSRF token: the JSON API (bearer tokens) and
@@ -40,6 +42,21 @@ def current_actor() -> Actor:
     if user is None:
         abort(401)
     return Actor(user.username, user.role)
+
+
+def property_scope() -> set[int] | None:
+    """The property ids the signed-in user may see, or ``None`` for all (see
+    ``app.domain.users.visible_property_ids``); cached for the request."""
+    if "property_scope" not in g:
+        g.property_scope = visible_property_ids(g.get("user"))
+    return g.property_scope
+
+
+def check_property(property_id: int) -> None:
+    """404 for an object of a property outside the signed-in user's scope."""
+    scope = property_scope()
+    if scope is not None and property_id not in scope:
+        abort(404)
 
 
 def login_required(permission: str | None = None) -> Callable:
@@ -94,6 +111,15 @@ def _locale_code() -> str:
     return "zh_CN" if locale is not None and locale.language == "zh" else "en"
 
 
+def _property_language() -> str:
+    scope = property_scope()
+    query = Property.select(Property.language).order_by(Property.id)
+    if scope is not None:
+        query = query.where(Property.id.in_(scope))
+    prop = query.first()
+    return prop.language if prop is not None else ""
+
+
 def register_web(app: Flask) -> None:
     @app.before_request
     def _load_user() -> None:
@@ -101,8 +127,18 @@ def register_web(app: Flask) -> None:
         uid = session.get("uid")
         if uid and request.endpoint != "static":
             user = User.get_or_none((User.id == uid) & (User.active == True))  # noqa: E712
-            if user is not None and session.get("pw") == user.password_hash[-12:]:
+            now = utcnow()
+            idle = app.permanent_session_lifetime
+            try:
+                seen = dt.datetime.fromisoformat(session.get("seen", ""))
+            except (TypeError, ValueError):
+                seen = None
+            if (user is not None and session.get("pw") == user.password_hash[-12:]
+                    and seen is not None and now - seen <= idle):
                 g.user = user
+                g.property_language = _property_language()
+                if now - seen > dt.timedelta(minutes=1):  # keep the cookie quiet between clicks
+                    session["seen"] = now.isoformat()
             else:
                 session.clear()
 

@@ -24,6 +24,7 @@ def login():
             session.permanent = True
             session["uid"] = user.id
             session["pw"] = user.password_hash[-12:]
+            session["seen"] = utcnow().isoformat()
             if lang:
                 session["lang"] = lang
             target = request.args.get("next") or ""

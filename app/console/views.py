@@ -12,7 +12,14 @@ from app.domain.ledger import wallet_entries
 from app.domain.money import fee_split, parse_yuan
 from app.domain.sales import reverse_sale, sell
 from app.models import Account, LedgerAccount, Meter, Property, Room, Sale, Tenant, utcnow
-from app.web import current_actor, htmx_redirect, login_required, render
+from app.web import (
+    check_property,
+    current_actor,
+    htmx_redirect,
+    login_required,
+    property_scope,
+    render,
+)
 
 bp = Blueprint("console", __name__)
 
@@ -33,6 +40,9 @@ def _account_query(q: str):
         .join(LedgerAccount).switch(Account)
         .join(Room, JOIN.LEFT_OUTER)
     )
+    scope = property_scope()
+    if scope is not None:
+        query = query.where(Account.property.in_(scope))
     q = q.strip()
     if q:
         like = f"%{q}%"
@@ -63,6 +73,7 @@ def _account_or_404(account_id: int) -> Account:
     acct = Account.get_or_none(Account.id == account_id)
     if acct is None:
         abort(404)
+    check_property(acct.property_id)
     return acct
 
 
@@ -132,6 +143,7 @@ def receipt(sale_id: int):
     sale = Sale.get_or_none(Sale.id == sale_id)
     if sale is None:
         abort(404)
+    check_property(sale.property_id)
     return render("console/receipt.html", sale=sale, account=sale.account, property=sale.property,
                   paper=request.args.get("paper", "80mm"))
 
@@ -142,6 +154,7 @@ def reverse(sale_id: int):
     sale = Sale.get_or_none(Sale.id == sale_id)
     if sale is None:
         abort(404)
+    check_property(sale.property_id)
     try:
         reverse_sale(sale, reason=request.form.get("reason", ""), actor=current_actor(), now=utcnow())
     except DomainError as exc:

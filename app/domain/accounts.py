@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.db import write_tx
-from app.domain.actors import Actor
+from app.domain.actors import SYSTEM, Actor
 from app.domain.audit import audit
 from app.domain.control import plan_supply_commands, queue_keep_power
 from app.domain.errors import ValidationError
@@ -275,6 +275,8 @@ def expire_keep_power(*, now: dt.datetime) -> int:
         Meter.update(keep_power=False, relay_reason="").where(
             Meter.id.in_([m.id for m in expired]) & (Meter.relay_reason == "keep_power")).execute()
         Meter.update(keep_power=False).where(Meter.id.in_([m.id for m in expired])).execute()
+        for m in expired:
+            audit(SYSTEM, "meter.keep_power_expired", m, now=now, until=m.keep_power_until)
         accounts = {m.account_id for m in expired if m.account_id}
         Event.bulk_create(refresh_relays(accounts, now=now))
     return len(expired)

@@ -37,6 +37,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "charges.edit": frozenset({"admin", "manager"}),
     "apportionment.post": frozenset({"admin", "manager"}),
     "bill.view": frozenset({"admin", "manager", "cashier", "viewer"}),
+    # People and settings: the audit log.
+    "audit.view": frozenset({"admin", "manager"}),
 }
 
 

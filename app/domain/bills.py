@@ -37,6 +37,7 @@ from peewee import fn
 from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.apportionment import USED, month_bounds, month_label
+from app.domain.audit import audit
 from app.domain.errors import NotFound, ValidationError
 from app.domain.rent import KINDS as FEE_KINDS
 from app.i18n import tr
@@ -314,6 +315,9 @@ def issue_bills(prop: Property, *, month: int, actor: Actor, now: dt.datetime) -
                     counts["unchanged"] += 1
                 else:
                     counts["changed"] += 1
+    if counts["issued"] or counts["changed"]:
+        with write_tx():
+            audit(actor, "bills.issue", prop, now=now, month=month_label(month), **counts)
     return counts
 
 

@@ -64,3 +64,24 @@ def parse_price(text: object, field: str = "price") -> int:
     if not value.is_finite() or value <= 0 or value.as_tuple().exponent < -4:  # type: ignore[operator]
         raise ValidationError(tr("a price is positive with at most four decimals"), field)
     return int(value * 10000)
+
+
+def parse_percent_bp(text: object, field: str = "ratio") -> int:
+    """'3' or '3.25' per cent -> 300 / 325 basis points.  At most two decimals, not negative."""
+    if isinstance(text, bool | float):
+        raise ValidationError(tr("give the ratio as a decimal string such as \"3.00\""), field)
+    raw = str(text).strip().rstrip("%").strip()
+    try:
+        value = Decimal(raw)
+    except (InvalidOperation, ValueError):
+        raise ValidationError(tr("'%(text)s' is not a percentage", text=text), field) from None
+    if not value.is_finite() or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValidationError(tr("a percentage has at most two decimals"), field)
+    if value < 0:
+        raise ValidationError(tr("a percentage cannot be negative"), field)
+    return int(value * 100)
+
+
+def format_bp(bp: int) -> str:
+    """Basis points -> per cent: 300 -> '3.00'."""
+    return f"{bp // 100}.{bp % 100:02d}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
+from typing import Any
 
 from app.db import write_tx
 from app.domain.actors import Actor
@@ -32,8 +34,7 @@ def create_property(
     actor.require("site.edit")
     code = _required(code, "code", tr("a property code"))
     name = _required(name, "name", tr("a property name"))
-    if not 0 <= service_fee_bp <= 2000:
-        raise ValidationError(tr("the service-fee ratio must be between 0 % and 20 %"), "service_fee_bp")
+    _check_fee_bp(service_fee_bp)
     with write_tx():
         if Property.select().where(Property.code == code).exists():
             raise ValidationError(tr("property code '%(code)s' is taken", code=code), "code")
@@ -44,6 +45,69 @@ def create_property(
         ensure_system_accounts(prop)
         audit(actor, "property.create", prop, now=now, code=code, name=name)
     return prop
+
+
+MAX_FEE_BP = 2000
+LANGUAGES = ("zh_CN", "en")
+SETTINGS_FIELDS = ("name", "address", "contact", "catalog_price", "water_catalog_price", "service_fee_bp",
+                   "default_alarm1_fen", "default_alarm2_fen", "default_credit_limit_fen", "timezone",
+                   "language")
+
+
+def _check_fee_bp(service_fee_bp: int) -> None:
+    if not isinstance(service_fee_bp, int) or not 0 <= service_fee_bp <= MAX_FEE_BP:
+        raise ValidationError(tr("the service-fee ratio must be between 0 % and 20 %"), "service_fee_bp")
+
+
+def _check_length(value: str, field: str, limit: int) -> str:
+    value = (value or "").strip()
+    if len(value) > limit:
+        raise ValidationError(tr("at most %(n)s characters", n=limit), field)
+    return value
+
+
+def update_property_settings(prop: Property, *, actor: Actor, now: dt.datetime, **fields: Any) -> Property:
+    """Change a property's settings: name, address, contact, catalog prices (1/10000 yuan per
+    kWh / m3, ``None`` for unknown), the service-fee ratio (basis points), the thresholds new
+    accounts start with (fen), time zone and language.  Only the given fields change; a bad
+    value raises ``ValidationError`` naming the field and nothing is written."""
+    actor.require("site.edit")
+    unknown = set(fields) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ValidationError(tr("unknown setting '%(name)s'", name=sorted(unknown)[0]), sorted(unknown)[0])
+    current = Property.get_by_id(prop.id)
+    values = {name: getattr(current, name) for name in SETTINGS_FIELDS}
+    values.update(fields)
+    values["name"] = _required(values["name"], "name", tr("a property name"))
+    values["name"] = _check_length(values["name"], "name", 120)
+    values["address"] = _check_length(values["address"], "address", 200)
+    values["contact"] = _check_length(values["contact"], "contact", 120)
+    for name in ("catalog_price", "water_catalog_price"):
+        price = values[name]
+        if price is not None and (not isinstance(price, int) or not 0 < price <= 100_000_000):
+            raise ValidationError(tr("a price is positive with at most four decimals"), name)
+    _check_fee_bp(values["service_fee_bp"])
+    for name in ("default_alarm1_fen", "default_alarm2_fen", "default_credit_limit_fen"):
+        if not isinstance(values[name], int) or values[name] < 0:
+            raise ValidationError(tr("a threshold cannot be negative"), name)
+    if values["default_alarm1_fen"] < values["default_alarm2_fen"]:
+        raise ValidationError(tr("alarm 1 must be at or above alarm 2, and both at or above zero"),
+                              "default_alarm1_fen")
+    try:
+        zoneinfo.ZoneInfo(str(values["timezone"] or ""))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(tr("'%(zone)s' is not a time zone", zone=values["timezone"]), "timezone") from None
+    if values["language"] not in LANGUAGES:
+        raise ValidationError(tr("unknown language '%(language)s'", language=values["language"]), "language")
+    changed = {name: [getattr(current, name), values[name]] for name in SETTINGS_FIELDS
+               if getattr(current, name) != values[name]}
+    if not changed:
+        return current
+    with write_tx():
+        Property.update({getattr(Property, name): values[name] for name in changed}).where(
+            Property.id == prop.id).execute()
+        audit(actor, "property.settings", current, now=now, changed=changed)
+    return Property.get_by_id(prop.id)
 
 
 def add_room(prop: Property, *, building: str, floor: str, number: str, area_cm2: int = 0,

@@ -167,6 +167,9 @@ def settle_account_water(account: Account, *, actor: Actor, now: dt.datetime) ->
         _, _, _, total = _post(account.property_id, rows, key=None,
                                memo=f"water up to {now:%Y-%m-%d %H:%M} (account {account.number})",
                                actor=actor, now=now)
+        if total:
+            audit(actor, "water.settle", account, now=now, account=account.number, amount_fen=total,
+                  readings=len(rows))
     return total
 
 

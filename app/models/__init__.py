@@ -4,7 +4,16 @@ The SMS and scheduled-operations models are imported from their own modules
 (``app.models.sms``, ``app.models.operations``); they are listed here for migrations.
 """
 
-from app.models.activity import ApiToken, AuditLog, Command, Event, Reading, Sale, User
+from app.models.activity import (
+    ApiToken,
+    AuditLog,
+    Command,
+    Event,
+    Reading,
+    Sale,
+    User,
+    UserProperty,
+)
 from app.models.base import BaseModel, utcnow
 from app.models.ledger import Entry, LedgerAccount, Leg
 from app.models.operations import OPERATIONS_MODELS
@@ -32,6 +41,7 @@ MODELS = [
     Command,
     Event,
     User,
+    UserProperty,
     ApiToken,
     AuditLog,
     *SMS_MODELS,

@@ -114,6 +114,17 @@ class User(BaseModel):
     failed_logins = IntegerField(default=0)
     locked_until = DateTimeField(null=True)
     created_at = DateTimeField(default=utcnow)
+    last_login_at = DateTimeField(null=True)
+
+
+class UserProperty(BaseModel):
+    """The properties a staff user may see; a user without any row sees every property."""
+
+    user = ForeignKeyField(User, backref="property_links", on_delete="CASCADE")
+    property = ForeignKeyField(Property, backref="user_links", on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("user", "property"), True),)
 
 
 class ApiToken(BaseModel):

@@ -19,4 +19,9 @@ class Property(BaseModel):
     service_fee_bp = IntegerField(default=0)
     default_alarm1_fen = BigIntegerField(default=5000)
     default_alarm2_fen = BigIntegerField(default=2000)
+    default_credit_limit_fen = BigIntegerField(default=0)
+    address = CharField(max_length=200, default="")
+    contact = CharField(max_length=120, default="")
+    # Console language for this property's staff pages and printed papers: zh_CN | en
+    language = CharField(max_length=8, default="zh_CN")
     created_at = DateTimeField(default=utcnow)
