@@ -77,6 +77,20 @@ LABELS: dict[str, Any] = {
     # relay (supply) states
     "on": _l("On"),
     "off": _l("Off"),
+    # meters grid display statuses (meter_grid.GRID_STATUSES, besides the account tiers)
+    "offline": _l("Offline"),
+    "kept_on": _l("Kept on"),
+    # batch actions (batch.ACTIONS) and batch run statuses
+    "read": _l("Read now"),
+    "trip": _l("Trip"),
+    "restore": _l("Restore prepaid"),
+    "keep_power": _l("Keep power"),
+    "release": _l("Release keep power"),
+    "push_price": _l("Push price"),
+    "push_thresholds": _l("Push thresholds"),
+    "running": _l("Running"),
+    "done": _l("Done"),
+    "failed": _l("Failed"),
 }
 
 

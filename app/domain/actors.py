@@ -37,6 +37,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "charges.edit": frozenset({"admin", "manager"}),
     "apportionment.post": frozenset({"admin", "manager"}),
     "bill.view": frozenset({"admin", "manager", "cashier", "viewer"}),
+    # Meters grid and batch actions: starting a batch (each action also needs its own
+    # permission: meter.control, meter.keep_power, meter.settings); pushing price/thresholds.
+    "batch.run": frozenset({"admin", "manager", "electrician"}),
+    "meter.settings": frozenset({"admin", "manager"}),
 }
 
 

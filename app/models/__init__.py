@@ -6,6 +6,7 @@ The SMS and scheduled-operations models are imported from their own modules
 
 from app.models.activity import ApiToken, AuditLog, Command, Event, Reading, Sale, User
 from app.models.base import BaseModel, utcnow
+from app.models.batch import BatchRun
 from app.models.ledger import Entry, LedgerAccount, Leg
 from app.models.operations import OPERATIONS_MODELS
 from app.models.property import Property
@@ -36,6 +37,7 @@ MODELS = [
     AuditLog,
     *SMS_MODELS,
     *OPERATIONS_MODELS,
+    BatchRun,
 ]
 
 __all__ = [m.__name__ for m in MODELS] + ["BaseModel", "MODELS", "utcnow"]
