@@ -232,7 +232,8 @@ def test_meter_detail_shows_commands_and_single_actions_for_electricians(client,
     r = client.post(f"/meters/{m.id}/action", data={"action": "trip", "reason": "fault", "csrf_token": csrf(client)})
     assert r.status_code == 303
     page = client.get(f"/meters/{m.id}").text
-    assert "relay_off" in page and 'name="action" value="restore"' in page
+    assert 'name="action" value="restore"' in page
+    assert "<td>分闸</td>" in page and "<td>待发送</td>" in page  # the queued relay_off command, pending
     missing = client.post(f"/meters/{m.id}/action", data={"action": "restore", "reason": "", "csrf_token": csrf(client)})
     assert missing.status_code == 422
     client.post("/logout", data={"csrf_token": csrf(client)})
