@@ -63,6 +63,7 @@ def test_grid_filters_by_status_type_building_and_search(client, users, site, no
     _, (arrears,) = site.account()
     acct_w, (water,) = site.account(kinds=("water",))
     login(client, "electrician")
+    assert 'id="run-batch"' in client.get("/meters").text
     only_arrears = client.get("/meters?status=arrears", headers={"HX-Request": "true"}).text
     assert arrears.serial in only_arrears and normal.serial not in only_arrears
     assert "<html" not in only_arrears
@@ -82,6 +83,7 @@ def test_grid_pages_by_serial(client, users, site, now):
         create_meter(site.prop, serial=f"S{i:04d}", kind="electricity", actor=SYSTEM, now=now)
     login(client, "viewer")
     first = client.get("/meters").text
+    assert 'id="run-batch"' not in first and 'id="export"' in first  # viewers export but run nothing
     second = client.get("/meters?page=2").text
     assert "S0000" in first and "S0049" in first and "S0050" not in first
     assert "S0050" in second and "S0054" in second and "S0000" not in second
