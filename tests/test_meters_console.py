@@ -251,3 +251,16 @@ def test_gateways_page_lists_link_status_and_counters(client, users, site, now):
     login(client, "viewer")
     text = client.get("/gateways").text
     assert "GW-East" in text and ">31<" in text and ">7<" in text and "st-offline" in text
+
+
+def test_price_push_skips_meters_that_keep_their_own_balance_with_a_reason(app, site, now):
+    _, platform = _funded(site)
+    _, held = _funded(site)
+    Meter.update(prepaid_mode="meter").where(Meter.id == held.id).execute()
+    run = start_batch("push_price", [platform.id, held.id], actor=Actor("m", "manager"), now=now,
+                      params={"tariff_id": str(site.tou.id)})
+    run = run_batch(run.id, now=now)
+    assert (run.done, run.failed) == (1, 1)
+    assert json.loads(run.failures)[0]["meter_id"] == held.id
+    assert Meter.get_by_id(platform.id).tariff_id == site.tou.id
+    assert Meter.get_by_id(held.id).tariff_id != site.tou.id

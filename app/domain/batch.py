@@ -89,6 +89,10 @@ def _push_price(meter: Meter, *, actor: Actor, now: dt.datetime, tariff_id: int)
     tariff = Tariff.get_by_id(tariff_id)
     if tariff.property_id != meter.property_id or tariff.utility != meter.kind:
         raise ValidationError(tr("that tariff does not fit this meter"), "tariff_id")
+    if meter.prepaid_mode == "meter":
+        # The box does not rate a meter that holds its own balance, and no driver can write
+        # prices into one yet: say so rather than report a push that did not happen.
+        raise ValidationError(tr("this meter keeps its own balance; its prices cannot be pushed yet"), "tariff_id")
     with write_tx():
         Meter.update(tariff=tariff.id).where(Meter.id == meter.id).execute()
         audit(actor, "meter.price_push", meter, now=now, tariff=tariff.id)
