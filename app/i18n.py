@@ -77,6 +77,34 @@ LABELS: dict[str, Any] = {
     # relay (supply) states
     "on": _l("On"),
     "off": _l("Off"),
+    # meters grid display statuses (meter_grid.GRID_STATUSES, besides the account tiers)
+    "offline": _l("Offline"),
+    "kept_on": _l("Kept on"),
+    # batch actions (batch.ACTIONS) and batch run statuses
+    "read": _l("Read now"),
+    "trip": _l("Trip"),
+    "restore": _l("Restore prepaid"),
+    "keep_power": _l("Keep power"),
+    "release": _l("Release keep power"),
+    "push_price": _l("Push price"),
+    "push_thresholds": _l("Push thresholds"),
+    # field-device commands (Command.kind / Command.status) and why a supply state was chosen
+    "relay_on": _l("Switch on"),
+    "relay_off": _l("Switch off"),
+    "valve_open": _l("Open valve"),
+    "valve_close": _l("Close valve"),
+    "keep_power_release": _l("Release keep power on the meter"),
+    "purchase": _l("Purchase push"),
+    "time_sync": _l("Time sync"),
+    "pending": _l("Pending"),
+    "sent": _l("Sent"),
+    "confirmed": _l("Confirmed"),
+    "superseded": _l("Superseded"),
+    "forced": _l("Forced trip"),
+    "overload": _l("Overload"),
+    "running": _l("Running"),
+    "done": _l("Done"),
+    "failed": _l("Failed"),
 }
 
 

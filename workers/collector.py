@@ -364,6 +364,9 @@ class Collector:
                 state = await driver.read_supply(ref)
                 want = "on" if on else "off"
                 return state == want, state, f"meter reports {state}"
+            if cmd.kind == "read":  # read now: the poll that follows rates it
+                reading = await driver.read(ref)
+                return True, reading.supply, "meter answered"
             if cmd.kind in ("keep_power", "keep_power_release"):
                 await driver.keep_power(ref, cmd.kind == "keep_power", valid_until=until)
                 return True, None, "acknowledged"

@@ -167,23 +167,5 @@ def reverse(sale_id: int):
     return htmx_redirect(url_for("console.account_detail", account_id=sale.account_id))
 
 
-@bp.get("/meters")
-@login_required("account.view")
-def meters():
-    q = request.args.get("q", "").strip()
-    page = max(int(request.args.get("page", "1") or 1), 1)
-    query = (
-        Meter.select(Meter, Account, Room)
-        .join(Account, JOIN.LEFT_OUTER).switch(Meter)
-        .join(Room, JOIN.LEFT_OUTER)
-        .order_by(Meter.serial)
-    )
-    if q:
-        query = query.where(Meter.serial.contains(q) | Room.number.contains(q) | Account.number.contains(q))
-    kind = request.args.get("kind", "")
-    if kind in ("electricity", "water"):
-        query = query.where(Meter.kind == kind)
-    total = query.count()
-    rows = list(query.paginate(page, PAGE))
-    return render("console/meters.html", "results", rows=rows, q=q, kind=kind, page=page, total=total,
-                  pages=max((total + PAGE - 1) // PAGE, 1))
+# The meters grid, batch actions, gateways and meter detail register on this blueprint.
+from app.console import meters as _meters  # noqa: E402,F401

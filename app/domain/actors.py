@@ -39,6 +39,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "bill.view": frozenset({"admin", "manager", "cashier", "viewer"}),
     # People and settings: the audit log.
     "audit.view": frozenset({"admin", "manager"}),
+    # Meters grid and batch actions: starting a batch (each action also needs its own
+    # permission: meter.control, meter.keep_power, meter.settings); pushing price/thresholds.
+    "batch.run": frozenset({"admin", "manager", "electrician"}),
+    "meter.settings": frozenset({"admin", "manager"}),
 }
 
 

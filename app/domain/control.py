@@ -188,5 +188,18 @@ def queue_keep_power(meter: Meter, *, on: bool, actor: Actor, now: dt.datetime, 
                               reason=reason[:200], created_at=now, next_attempt_at=now)
 
 
+def queue_read(meter: Meter, *, actor: Actor, now: dt.datetime) -> Command:
+    """Read this meter in the next collection cycle whatever its poll interval or back-off.
+    At most one open read request per meter."""
+    actor.require("meter.control")
+    with write_tx():
+        existing = Command.get_or_none((Command.meter == meter.id) & (Command.kind == "read")
+                                       & Command.status.in_(OPEN))
+        if existing is not None:
+            return existing
+        return Command.create(meter=meter.id, kind="read", actor=actor.name, reason="read now",
+                              created_at=now, next_attempt_at=now)
+
+
 def payload(command: Command) -> dict[str, Any]:
     return json.loads(command.payload or "{}")

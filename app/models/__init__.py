@@ -15,6 +15,7 @@ from app.models.activity import (
     UserProperty,
 )
 from app.models.base import BaseModel, utcnow
+from app.models.batch import BatchRun
 from app.models.ledger import Entry, LedgerAccount, Leg
 from app.models.operations import OPERATIONS_MODELS
 from app.models.property import Property
@@ -46,6 +47,7 @@ MODELS = [
     AuditLog,
     *SMS_MODELS,
     *OPERATIONS_MODELS,
+    BatchRun,
 ]
 
 __all__ = [m.__name__ for m in MODELS] + ["BaseModel", "MODELS", "utcnow"]

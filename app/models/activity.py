@@ -77,7 +77,7 @@ class Command(BaseModel):
 
     meter = ForeignKeyField(Meter, backref="commands", on_delete="RESTRICT")
     # relay_off | relay_on | keep_power | keep_power_release | valve_close | valve_open |
-    # purchase | time_sync
+    # purchase | time_sync | read (read now)
     kind = CharField(max_length=20)
     payload = TextField(default="{}")
     actor = CharField(max_length=60)
