@@ -12,6 +12,7 @@ from app.models.property import Property
 from app.models.site import Account, Building, Floor, Gateway, Meter, Room, Tenant
 from app.models.sms import SMS_MODELS
 from app.models.tariffs import Tariff, TariffVersion
+from app.models.usage import DailyUsage
 
 MODELS = [
     Property,
@@ -36,6 +37,7 @@ MODELS = [
     AuditLog,
     *SMS_MODELS,
     *OPERATIONS_MODELS,
+    DailyUsage,
 ]
 
 __all__ = [m.__name__ for m in MODELS] + ["BaseModel", "MODELS", "utcnow"]
