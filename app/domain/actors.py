@@ -37,6 +37,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "charges.edit": frozenset({"admin", "manager"}),
     "apportionment.post": frozenset({"admin", "manager"}),
     "bill.view": frozenset({"admin", "manager", "cashier", "viewer"}),
+    # Overview (项目总览): the console home; takings on it need money.view as well.
+    "overview.view": frozenset({"admin", "manager", "electrician", "viewer"}),
 }
 
 
