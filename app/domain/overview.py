@@ -17,7 +17,19 @@ from zoneinfo import ZoneInfo
 
 from peewee import JOIN, fn
 
-from app.models import Account, DailyUsage, Gateway, LedgerAccount, Meter, Property, Room, Sale, Tenant
+from app.domain.usage import month_of
+from app.models import (
+    Account,
+    Gateway,
+    LedgerAccount,
+    Meter,
+    MonthlyUsage,
+    Property,
+    Room,
+    Sale,
+    SiteDailyUsage,
+    Tenant,
+)
 
 LIST_LIMIT = 20
 TOP = 10
@@ -80,7 +92,9 @@ def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time())
 
 
-def monthly_takings(today: dt.date, zone: ZoneInfo, *, months: int = 12, now: dt.datetime) -> list[tuple[dt.date, int]]:
+def monthly_takings(
+    today: dt.date, zone: ZoneInfo, *, months: int = 12, now: dt.datetime
+) -> list[tuple[dt.date, int]]:
     starts = _month_starts(today, months)
     bounds = [_utc(_midnight(d), zone) for d in starts] + [now + dt.timedelta(seconds=1)]
     return [(d, takings(bounds[i], bounds[i + 1])) for i, d in enumerate(starts)]
@@ -88,9 +102,11 @@ def monthly_takings(today: dt.date, zone: ZoneInfo, *, months: int = 12, now: dt
 
 def daily_usage(today: dt.date, days: int = 30) -> list[tuple[dt.date, int, int]]:
     first = today - dt.timedelta(days=days - 1)
-    q = (DailyUsage.select(DailyUsage.day, DailyUsage.utility, fn.SUM(DailyUsage.units))
-         .where(DailyUsage.day.between(first, today))
-         .group_by(DailyUsage.day, DailyUsage.utility))
+    q = (
+        SiteDailyUsage.select(SiteDailyUsage.day, SiteDailyUsage.utility, fn.SUM(SiteDailyUsage.units))
+        .where(SiteDailyUsage.day.between(first, today))
+        .group_by(SiteDailyUsage.day, SiteDailyUsage.utility)
+    )
     sums: dict[tuple[dt.date, str], int] = {}
     for day, utility, units in q.tuples():
         if isinstance(day, str):
@@ -103,14 +119,12 @@ def daily_usage(today: dt.date, days: int = 30) -> list[tuple[dt.date, int, int]
     return out
 
 
-def top_consumers(first: dt.date, last: dt.date, utility: str, limit: int = TOP) -> list[dict]:
-    """The meters that used most from ``first`` to ``last`` (local days), with who they serve."""
-    total = fn.SUM(DailyUsage.units)
+def top_consumers(month: int, utility: str, limit: int = TOP) -> list[dict]:
+    """The meters that used most in a local month (YYYYMM), with who they serve."""
     ranked = list(
-        DailyUsage.select(DailyUsage.meter, total.alias("units"))
-        .where(DailyUsage.day.between(first, last) & (DailyUsage.utility == utility))
-        .group_by(DailyUsage.meter)
-        .order_by(total.desc(), DailyUsage.meter)
+        MonthlyUsage.select(MonthlyUsage.meter, MonthlyUsage.units)
+        .where((MonthlyUsage.month == month) & (MonthlyUsage.utility == utility))
+        .order_by(MonthlyUsage.units.desc(), MonthlyUsage.meter)
         .limit(limit)
         .tuples()
     )
@@ -118,12 +132,21 @@ def top_consumers(first: dt.date, last: dt.date, utility: str, limit: int = TOP)
         return []
     ids = [m for m, _ in ranked]
     info = {
-        row["id"]: row for row in
-        Meter.select(Meter.id, Meter.serial, Account.id.alias("account_id"), Account.number.alias("account_number"),
-                     Tenant.name.alias("tenant"), Room.number.alias("room"))
-        .join(Account, JOIN.LEFT_OUTER).join(Tenant, JOIN.LEFT_OUTER).switch(Meter)
+        row["id"]: row
+        for row in Meter.select(
+            Meter.id,
+            Meter.serial,
+            Account.id.alias("account_id"),
+            Account.number.alias("account_number"),
+            Tenant.name.alias("tenant"),
+            Room.number.alias("room"),
+        )
+        .join(Account, JOIN.LEFT_OUTER)
+        .join(Tenant, JOIN.LEFT_OUTER)
+        .switch(Meter)
         .join(Room, JOIN.LEFT_OUTER)
-        .where(Meter.id.in_(ids)).dicts()
+        .where(Meter.id.in_(ids))
+        .dicts()
     }
     return [{**info[m], "units": int(units)} for m, units in ranked if m in info]
 
@@ -132,10 +155,18 @@ def _accounts_in(statuses: tuple[str, ...], limit: int = LIST_LIMIT) -> tuple[li
     base = Account.select().where(Account.status.in_(statuses))
     count = base.count()
     rows = list(
-        Account.select(Account.id, Account.number, Account.status, Tenant.name.alias("tenant"),
-                       Room.number.alias("room"), LedgerAccount.balance_fen.alias("balance_fen"))
-        .join(Tenant).switch(Account)
-        .join(LedgerAccount).switch(Account)
+        Account.select(
+            Account.id,
+            Account.number,
+            Account.status,
+            Tenant.name.alias("tenant"),
+            Room.number.alias("room"),
+            LedgerAccount.balance_fen.alias("balance_fen"),
+        )
+        .join(Tenant)
+        .switch(Account)
+        .join(LedgerAccount)
+        .switch(Account)
         .join(Room, JOIN.LEFT_OUTER)
         .where(Account.status.in_(statuses))
         .order_by(LedgerAccount.balance_fen, Account.number)
@@ -146,7 +177,9 @@ def _accounts_in(statuses: tuple[str, ...], limit: int = LIST_LIMIT) -> tuple[li
 
 
 def _online_counts(model, where) -> tuple[int, int]:
-    counts = dict(model.select(model.online, fn.COUNT(model.id)).where(where).group_by(model.online).tuples())
+    counts = dict(
+        model.select(model.online, fn.COUNT(model.id)).where(where).group_by(model.online).tuples()
+    )
     online = sum(n for k, n in counts.items() if k)
     offline = sum(n for k, n in counts.items() if not k)
     return online, offline
@@ -166,8 +199,8 @@ def build_overview(*, now: dt.datetime, money: bool, zone: ZoneInfo | None = Non
         ov.takings_to_date = takings(None, end)
         ov.months = monthly_takings(today, zone, now=now)
     ov.usage = daily_usage(today)
-    ov.top_electricity = top_consumers(month_first, today, "electricity")
-    ov.top_water = top_consumers(month_first, today, "water")
+    ov.top_electricity = top_consumers(month_of(today), "electricity")
+    ov.top_water = top_consumers(month_of(today), "water")
     ov.meters_online, ov.meters_offline = _online_counts(Meter, Meter.status == "active")
     ov.gateways_online, ov.gateways_offline = _online_counts(Gateway, Gateway.enabled == True)  # noqa: E712
     ov.low_balance, ov.low_balance_count = _accounts_in(("alarm1", "alarm2"))

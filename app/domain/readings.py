@@ -395,7 +395,8 @@ def _usage_items(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int,
     for item, res in pairs:
         if res.status in COUNTED and (res.consumption or res.charge_fen):
             m = meters[res.meter_id]
-            yield m.id, m.kind, local_day(item.read_at, zones[m.property_id]), res.consumption, res.charge_fen
+            yield (m.id, m.property_id, m.kind, local_day(item.read_at, zones[m.property_id]),
+                   res.consumption, res.charge_fen)
 
 
 def _write(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState], touched: set[int],

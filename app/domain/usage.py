@@ -1,11 +1,12 @@
-"""Daily usage rollups: units and rated charges per meter per local day.
+"""Usage rollups: units and rated charges per meter per local day (``DailyUsage``), per meter
+per local month (``MonthlyUsage``) and per property per local day and utility
+(``SiteDailyUsage``).
 
-``DailyUsage`` rows are added to in the same transaction that stores and rates readings
-(``add_usage``, called by ``app.domain.readings``), set-based: one upsert per few hundred
-(meter, day) pairs, never a query per reading.  A reading's interval counts on the local day
-(property time zone) of the reading that closes it.  Only consumption that was rated counts:
-``accepted`` and ``released`` readings (baselines, held, tamper and out-of-order readings
-carry no consumption into the rollup).
+The rows are added to in the same transaction that stores and rates readings (``add_usage``,
+called by ``app.domain.readings``), set-based: one upsert per few hundred rows of each table,
+never a query per reading.  A reading's interval counts on the local day (property time zone)
+of the reading that closes it.  Only consumption that was rated counts: ``accepted`` and
+``released`` readings (baselines, held, tamper and out-of-order readings carry none).
 
 ``rebuild_usage`` recomputes the rows from the readings themselves, for a repair or after
 loading readings by other means; it gives the same rows as the incremental path.
@@ -14,17 +15,20 @@ loading readings by other means; it gives the same rows as the incremental path.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
-from app.models import DailyUsage, Meter, Property, Reading
+from app.models import DailyUsage, Meter, MonthlyUsage, Property, Reading, SiteDailyUsage
 
 COUNTED = ("accepted", "released")
 UTC = dt.UTC
+CHUNK = 500
+
+# (meter id, property id, utility, local day, units, charge in fen)
+UsageItem = tuple[int, int, str, dt.date, int, int]
 
 
 def local_day(read_at: dt.datetime, zone: ZoneInfo) -> dt.date:
@@ -32,59 +36,91 @@ def local_day(read_at: dt.datetime, zone: ZoneInfo) -> dt.date:
     return read_at.replace(tzinfo=UTC).astimezone(zone).date()
 
 
-def add_usage(items: Iterable[tuple[int, str, dt.date, int, int]]) -> int:
-    """Add ``(meter_id, utility, day, units, charge_fen)`` items to the rollup; items for the
-    same meter and day are summed first.  Returns the number of (meter, day) rows touched.
-    Runs inside the caller's transaction."""
-    sums: dict[tuple[int, dt.date], list] = {}
-    for meter_id, utility, day, units, charge in items:
+def month_of(day: dt.date) -> int:
+    return day.year * 100 + day.month
+
+
+def _sum(items: Iterable[UsageItem]):
+    daily: dict[tuple[int, dt.date], list] = {}
+    monthly: dict[tuple[int, int], list] = {}
+    site: dict[tuple[int, dt.date, str], list] = {}
+    for meter_id, prop_id, utility, day, units, charge in items:
         if not units and not charge:
             continue
-        row = sums.get((meter_id, day))
-        if row is None:
-            sums[(meter_id, day)] = [utility, units, charge]
-        else:
-            row[1] += units
-            row[2] += charge
-    rows = [{"meter": m, "day": d, "utility": u, "units": units, "charge_fen": charge}
-            for (m, d), (u, units, charge) in sorted(sums.items())]
-    DailyUsage.add_many(rows)
-    return len(rows)
+        for table, key in ((daily, (meter_id, day)), (monthly, (meter_id, month_of(day)))):
+            row = table.get(key)
+            if row is None:
+                table[key] = [utility, units, charge]
+            else:
+                row[1] += units
+                row[2] += charge
+        row = site.setdefault((prop_id, day, utility), [0, 0])
+        row[0] += units
+        row[1] += charge
+    return (
+        [{"meter": m, "day": d, "utility": u, "units": n, "charge_fen": c}
+         for (m, d), (u, n, c) in sorted(daily.items())],
+        [{"meter": m, "month": mo, "utility": u, "units": n, "charge_fen": c}
+         for (m, mo), (u, n, c) in sorted(monthly.items())],
+        [{"property": p, "day": d, "utility": u, "units": n, "charge_fen": c}
+         for (p, d, u), (n, c) in sorted(site.items())],
+    )
+
+
+def add_usage(items: Iterable[UsageItem]) -> int:
+    """Add usage items to the rollups (items for the same meter and day are summed first).
+    Returns the number of (meter, day) rows touched.  Runs inside the caller's transaction."""
+    daily, monthly, site = _sum(items)
+    DailyUsage.add_many(daily, [DailyUsage.meter, DailyUsage.day])
+    MonthlyUsage.add_many(monthly, [MonthlyUsage.meter, MonthlyUsage.month])
+    SiteDailyUsage.add_many(site, [SiteDailyUsage.property, SiteDailyUsage.day, SiteDailyUsage.utility])
+    return len(daily)
 
 
 def _zones() -> dict[int, ZoneInfo]:
     return {p: ZoneInfo(tz) for p, tz in Property.select(Property.id, Property.timezone).tuples()}
 
 
+def _insert(model, rows: list[dict]) -> None:
+    for i in range(0, len(rows), CHUNK):
+        model.insert_many(rows[i : i + CHUNK]).execute()
+
+
 def rebuild_usage(*, since: dt.date | None = None, actor: Actor, now: dt.datetime) -> int:
-    """Recompute the rollup from the readings (all days, or local days from ``since`` on).
-    Returns the number of rows written."""
+    """Recompute the rollups from the readings: all days, or local days from ``since`` on
+    (monthly rows from the first of that month).  Returns the number of daily rows written."""
     actor.require("site.edit")
     zones = _zones()
-    meter_info = {m: (p, k) for m, p, k in Meter.select(Meter.id, Meter.property, Meter.kind).tuples()}
+    meters = {m: (p, k) for m, p, k in Meter.select(Meter.id, Meter.property, Meter.kind).tuples()}
+    first = since.replace(day=1) if since else None
     with write_tx():
-        delete = DailyUsage.delete()
         query = (Reading.select(Reading.meter, Reading.read_at, Reading.consumption, Reading.charge_fen)
                  .where(Reading.status.in_(COUNTED) & ((Reading.consumption != 0) | (Reading.charge_fen != 0))))
-        if since is not None:
-            delete = delete.where(DailyUsage.day >= since)
-            # A day begins at most 14 hours before UTC midnight anywhere; filter exactly below.
-            query = query.where(Reading.read_at >= dt.datetime.combine(since, dt.time()) - dt.timedelta(hours=15))
-        delete.execute()
-        sums: dict[tuple[int, dt.date], list] = defaultdict(lambda: [0, 0])
-        for meter_id, read_at, units, charge in query.tuples().iterator():
-            if isinstance(read_at, str):
-                read_at = dt.datetime.fromisoformat(read_at)
-            prop_id, _kind = meter_info[meter_id]
-            day = local_day(read_at, zones[prop_id])
-            if since is not None and day < since:
-                continue
-            row = sums[(meter_id, day)]
-            row[0] += units
-            row[1] += charge
-        rows = [{"meter": m, "day": d, "utility": meter_info[m][1], "units": u, "charge_fen": c}
-                for (m, d), (u, c) in sorted(sums.items())]
-        for i in range(0, len(rows), 500):
-            DailyUsage.insert_many(rows[i : i + 500]).execute()
-        audit(actor, "usage.rebuild", None, now=now, since=since.isoformat() if since else "", rows=len(rows))
-    return len(rows)
+        if first is not None:
+            # A local day begins at most 14 hours before UTC midnight; filter exactly below.
+            query = query.where(Reading.read_at >= dt.datetime.combine(first, dt.time()) - dt.timedelta(hours=15))
+
+        def items():
+            for meter_id, read_at, units, charge in query.tuples().iterator():
+                if isinstance(read_at, str):
+                    read_at = dt.datetime.fromisoformat(read_at)
+                prop_id, kind = meters[meter_id]
+                day = local_day(read_at, zones[prop_id])
+                if first is None or day >= first:
+                    yield meter_id, prop_id, kind, day, units, charge
+
+        daily, monthly, site = _sum(items())
+        if since is None:
+            for model in (DailyUsage, MonthlyUsage, SiteDailyUsage):
+                model.delete().execute()
+        else:
+            daily = [r for r in daily if r["day"] >= since]
+            site = [r for r in site if r["day"] >= since]
+            DailyUsage.delete().where(DailyUsage.day >= since).execute()
+            MonthlyUsage.delete().where(MonthlyUsage.month >= month_of(since)).execute()
+            SiteDailyUsage.delete().where(SiteDailyUsage.day >= since).execute()
+        _insert(DailyUsage, daily)
+        _insert(MonthlyUsage, monthly)
+        _insert(SiteDailyUsage, site)
+        audit(actor, "usage.rebuild", None, now=now, since=since.isoformat() if since else "", rows=len(daily))
+    return len(daily)

@@ -30,7 +30,11 @@ def _charts(ov, money: bool) -> dict:
             "labels": [d.strftime("%m-%d") for d, _e, _w in ov.usage],
             "axes": [_("kWh"), _("m³")],
             "series": [
-                {"name": _("Electricity (kWh)"), "axis": 0, "values": [_kwh(e) for _d, e, _w in ov.usage]},
+                {
+                    "name": _("Electricity (kWh)"),
+                    "axis": 0,
+                    "values": [_kwh(e) for _d, e, _w in ov.usage],
+                },
                 {"name": _("Water (m³)"), "axis": 1, "values": [_m3(w) for _d, _e, w in ov.usage]},
             ],
         },
@@ -40,7 +44,13 @@ def _charts(ov, money: bool) -> dict:
             "type": "bar",
             "labels": [d.strftime("%Y-%m") for d, _f in ov.months],
             "axes": [_("Yuan")],
-            "series": [{"name": _("Takings (¥)"), "axis": 0, "values": [format_fen(f) for _d, f in ov.months]}],
+            "series": [
+                {
+                    "name": _("Takings (¥)"),
+                    "axis": 0,
+                    "values": [format_fen(f) for _d, f in ov.months],
+                }
+            ],
         }
     return charts
 
