@@ -39,8 +39,11 @@
   }
 
   function init(root) {
-    var els = (root || document).querySelectorAll ? (root || document).querySelectorAll("[data-chart]") : [];
-    Array.prototype.forEach.call(els, function (el) {
+    root = root || document;
+    if (!root.querySelectorAll) { return; }
+    var els = Array.prototype.slice.call(root.querySelectorAll("[data-chart]"));
+    if (root.matches && root.matches("[data-chart]")) { els.push(root); }
+    els.forEach(function (el) {
       var source = document.getElementById(el.getAttribute("data-chart"));
       if (!source) { return; }
       loadEcharts(el.getAttribute("data-echarts-src")).then(function (echarts) {

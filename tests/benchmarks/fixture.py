@@ -296,9 +296,6 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
             state_rows.append((slot_ts[-1], total, mid))
             if len(usage_rows) >= 200_000:
                 _insert("daily_usage", ("meter_id", "day", "utility", "units", "charge_fen"), usage_rows)
-        _insert("monthly_usage", ("meter_id", "month", "utility", "units", "charge_fen"), month_rows)
-        _insert("site_daily_usage", ("property_id", "day", "utility", "units", "charge_fen"),
-                [(prop.id, d, kind, u, c) for (d, kind), (u, c) in sorted(site_days.items())])
                 usage_rows = []
         _insert("daily_usage", ("meter_id", "day", "utility", "units", "charge_fen"), usage_rows)
         _insert("monthly_usage", ("meter_id", "month", "utility", "units", "charge_fen"), month_rows)
