@@ -14,7 +14,16 @@ from app.domain.readings import ReadingIn, apply_reading, apply_readings
 from app.domain.sales import reverse_sale, sell
 from app.domain.usage import rebuild_usage
 from app.domain.users import create_user
-from app.models import DailyUsage, Entry, LedgerAccount, Leg, MonthlyUsage, Sale, SiteDailyUsage, utcnow
+from app.models import (
+    DailyUsage,
+    Entry,
+    LedgerAccount,
+    Leg,
+    MonthlyUsage,
+    Sale,
+    SiteDailyUsage,
+    utcnow,
+)
 from tests.test_console import login
 
 H = dt.timedelta(hours=1)
@@ -46,18 +55,33 @@ def cash_received(start, end):
 
 def rollup_rows():
     return list(
-        DailyUsage.select(DailyUsage.meter, DailyUsage.day, DailyUsage.utility, DailyUsage.units,
-                          DailyUsage.charge_fen)
+        DailyUsage.select(
+            DailyUsage.meter,
+            DailyUsage.day,
+            DailyUsage.utility,
+            DailyUsage.units,
+            DailyUsage.charge_fen,
+        )
         .order_by(DailyUsage.meter, DailyUsage.day)
         .tuples()
     )
 
 
 def all_rollups():
-    monthly = MonthlyUsage.select(MonthlyUsage.meter, MonthlyUsage.month, MonthlyUsage.utility,
-                                  MonthlyUsage.units, MonthlyUsage.charge_fen)
-    site = SiteDailyUsage.select(SiteDailyUsage.property, SiteDailyUsage.day, SiteDailyUsage.utility,
-                                 SiteDailyUsage.units, SiteDailyUsage.charge_fen)
+    monthly = MonthlyUsage.select(
+        MonthlyUsage.meter,
+        MonthlyUsage.month,
+        MonthlyUsage.utility,
+        MonthlyUsage.units,
+        MonthlyUsage.charge_fen,
+    )
+    site = SiteDailyUsage.select(
+        SiteDailyUsage.property,
+        SiteDailyUsage.day,
+        SiteDailyUsage.utility,
+        SiteDailyUsage.units,
+        SiteDailyUsage.charge_fen,
+    )
     return (rollup_rows(), sorted(monthly.tuples()), sorted(site.tuples()))
 
 
@@ -132,7 +156,10 @@ def test_rollup_follows_rated_readings_by_local_day_and_rebuild_gives_the_same_r
     assert rows[2][4] == 125 and rows[3][4] == 25  # rated at 5 yuan/m3 (deducted by the daily run)
 
     before = all_rollups()
-    assert before[1] == [(elec.id, 202611, "electricity", 1150, 805), (water.id, 202611, "water", 300, 150)]
+    assert before[1] == [
+        (elec.id, 202611, "electricity", 1150, 805),
+        (water.id, 202611, "water", 300, 150),
+    ]
     assert before[2] == [
         (site.prop.id, dt.date(2026, 11, 2), "electricity", 1000, 700),
         (site.prop.id, dt.date(2026, 11, 2), "water", 250, 125),

@@ -58,12 +58,18 @@ def _sum(items: Iterable[UsageItem]):
         row[0] += units
         row[1] += charge
     return (
-        [{"meter": m, "day": d, "utility": u, "units": n, "charge_fen": c}
-         for (m, d), (u, n, c) in sorted(daily.items())],
-        [{"meter": m, "month": mo, "utility": u, "units": n, "charge_fen": c}
-         for (m, mo), (u, n, c) in sorted(monthly.items())],
-        [{"property": p, "day": d, "utility": u, "units": n, "charge_fen": c}
-         for (p, d, u), (n, c) in sorted(site.items())],
+        [
+            {"meter": m, "day": d, "utility": u, "units": n, "charge_fen": c}
+            for (m, d), (u, n, c) in sorted(daily.items())
+        ],
+        [
+            {"meter": m, "month": mo, "utility": u, "units": n, "charge_fen": c}
+            for (m, mo), (u, n, c) in sorted(monthly.items())
+        ],
+        [
+            {"property": p, "day": d, "utility": u, "units": n, "charge_fen": c}
+            for (p, d, u), (n, c) in sorted(site.items())
+        ],
     )
 
 
@@ -73,7 +79,9 @@ def add_usage(items: Iterable[UsageItem]) -> int:
     daily, monthly, site = _sum(items)
     DailyUsage.add_many(daily, [DailyUsage.meter, DailyUsage.day])
     MonthlyUsage.add_many(monthly, [MonthlyUsage.meter, MonthlyUsage.month])
-    SiteDailyUsage.add_many(site, [SiteDailyUsage.property, SiteDailyUsage.day, SiteDailyUsage.utility])
+    SiteDailyUsage.add_many(
+        site, [SiteDailyUsage.property, SiteDailyUsage.day, SiteDailyUsage.utility]
+    )
     return len(daily)
 
 
@@ -94,11 +102,16 @@ def rebuild_usage(*, since: dt.date | None = None, actor: Actor, now: dt.datetim
     meters = {m: (p, k) for m, p, k in Meter.select(Meter.id, Meter.property, Meter.kind).tuples()}
     first = since.replace(day=1) if since else None
     with write_tx():
-        query = (Reading.select(Reading.meter, Reading.read_at, Reading.consumption, Reading.charge_fen)
-                 .where(Reading.status.in_(COUNTED) & ((Reading.consumption != 0) | (Reading.charge_fen != 0))))
+        query = Reading.select(
+            Reading.meter, Reading.read_at, Reading.consumption, Reading.charge_fen
+        ).where(
+            Reading.status.in_(COUNTED) & ((Reading.consumption != 0) | (Reading.charge_fen != 0))
+        )
         if first is not None:
             # A local day begins at most 14 hours before UTC midnight; filter exactly below.
-            query = query.where(Reading.read_at >= dt.datetime.combine(first, dt.time()) - dt.timedelta(hours=15))
+            query = query.where(
+                Reading.read_at >= dt.datetime.combine(first, dt.time()) - dt.timedelta(hours=15)
+            )
 
         def items():
             for meter_id, read_at, units, charge in query.tuples().iterator():
@@ -122,5 +135,12 @@ def rebuild_usage(*, since: dt.date | None = None, actor: Actor, now: dt.datetim
         _insert(DailyUsage, daily)
         _insert(MonthlyUsage, monthly)
         _insert(SiteDailyUsage, site)
-        audit(actor, "usage.rebuild", None, now=now, since=since.isoformat() if since else "", rows=len(daily))
+        audit(
+            actor,
+            "usage.rebuild",
+            None,
+            now=now,
+            since=since.isoformat() if since else "",
+            rows=len(daily),
+        )
     return len(daily)

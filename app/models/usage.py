@@ -31,7 +31,10 @@ class _Rollup(BaseModel):
         """Add units and charges to rows by their unique ``key``, creating missing ones: one
         statement per chunk.  MySQL names no conflict target (the unique key decides)."""
         if is_sqlite():
-            update = {cls.units: cls.units + EXCLUDED.units, cls.charge_fen: cls.charge_fen + EXCLUDED.charge_fen}
+            update = {
+                cls.units: cls.units + EXCLUDED.units,
+                cls.charge_fen: cls.charge_fen + EXCLUDED.charge_fen,
+            }
         else:
             update = {
                 cls.units: cls.units + fn.VALUES(cls.units),

@@ -29,7 +29,7 @@
       animation: false,
       tooltip: { trigger: "axis" },
       legend: { top: 0 },
-      grid: { left: 56, right: axes.length > 1 ? 56 : 16, top: 40, bottom: 32 },
+      grid: { left: 56, right: axes.length > 1 ? 56 : 16, top: 64, bottom: 32 },
       xAxis: { type: "category", data: data.labels },
       yAxis: axes,
       series: data.series.map(function (s) {

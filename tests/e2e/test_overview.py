@@ -22,8 +22,12 @@ def sign_in(page, base: str, username: str) -> None:
 
 def test_overview_draws_charts_and_redraws_them_after_an_htmx_refresh(page, live_server, site):
     acct, (meter,) = site.account(at=utcnow() - dt.timedelta(hours=2))
-    sell(acct, amount_fen=20000, method="cash", idempotency_key="e2e-ov", actor=SYSTEM, now=utcnow())
-    apply_reading(meter, read_at=utcnow() - dt.timedelta(minutes=5), total=1200, actor=SYSTEM, now=utcnow())
+    sell(
+        acct, amount_fen=20000, method="cash", idempotency_key="e2e-ov", actor=SYSTEM, now=utcnow()
+    )
+    apply_reading(
+        meter, read_at=utcnow() - dt.timedelta(minutes=5), total=1200, actor=SYSTEM, now=utcnow()
+    )
     sign_in(page, live_server, "manager")
     for chart in ("#chart-revenue", "#chart-usage"):
         page.wait_for_selector(f"{chart} canvas")
@@ -32,8 +36,10 @@ def test_overview_draws_charts_and_redraws_them_after_an_htmx_refresh(page, live
     assert "12.00" in page.inner_text("#chart-usage + script + details table")
     shot(page, "overview-manager")
     page.evaluate("htmx.ajax('GET', '/overview', {target: '#panels', swap: 'innerHTML'})")
-    page.wait_for_function("document.querySelector('#chart-usage') && "
-                           "document.querySelector('#chart-usage canvas') !== null")
+    page.wait_for_function(
+        "document.querySelector('#chart-usage') && "
+        "document.querySelector('#chart-usage canvas') !== null"
+    )
     page.wait_for_selector("#chart-revenue canvas")
 
 
