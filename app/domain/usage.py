@@ -96,51 +96,72 @@ def _insert(model, rows: list[dict]) -> None:
 
 def rebuild_usage(*, since: dt.date | None = None, actor: Actor, now: dt.datetime) -> int:
     """Recompute the rollups from the readings: all days, or local days from ``since`` on
-    (monthly rows from the first of that month).  Returns the number of daily rows written."""
+    (monthly rows from the first of that month).  Works through the meters a few hundred at a
+    time, so memory stays small with years of readings.  Returns the number of daily rows
+    written."""
     actor.require("site.edit")
     zones = _zones()
     meters = {m: (p, k) for m, p, k in Meter.select(Meter.id, Meter.property, Meter.kind).tuples()}
     first = since.replace(day=1) if since else None
+    written = 0
     with write_tx():
-        query = Reading.select(
-            Reading.meter, Reading.read_at, Reading.consumption, Reading.charge_fen
-        ).where(
-            Reading.status.in_(COUNTED) & ((Reading.consumption != 0) | (Reading.charge_fen != 0))
-        )
-        if first is not None:
-            # A local day begins at most 14 hours before UTC midnight; filter exactly below.
-            query = query.where(
-                Reading.read_at >= dt.datetime.combine(first, dt.time()) - dt.timedelta(hours=15)
-            )
-
-        def items():
-            for meter_id, read_at, units, charge in query.tuples().iterator():
-                if isinstance(read_at, str):
-                    read_at = dt.datetime.fromisoformat(read_at)
-                prop_id, kind = meters[meter_id]
-                day = local_day(read_at, zones[prop_id])
-                if first is None or day >= first:
-                    yield meter_id, prop_id, kind, day, units, charge
-
-        daily, monthly, site = _sum(items())
         if since is None:
             for model in (DailyUsage, MonthlyUsage, SiteDailyUsage):
                 model.delete().execute()
         else:
-            daily = [r for r in daily if r["day"] >= since]
-            site = [r for r in site if r["day"] >= since]
             DailyUsage.delete().where(DailyUsage.day >= since).execute()
             MonthlyUsage.delete().where(MonthlyUsage.month >= month_of(since)).execute()
             SiteDailyUsage.delete().where(SiteDailyUsage.day >= since).execute()
-        _insert(DailyUsage, daily)
-        _insert(MonthlyUsage, monthly)
-        _insert(SiteDailyUsage, site)
+        site_totals: dict[tuple[int, dt.date, str], list[int]] = {}
+        ids = sorted(meters)
+        for i in range(0, len(ids), 200):
+            query = Reading.select(
+                Reading.meter, Reading.read_at, Reading.consumption, Reading.charge_fen
+            ).where(
+                Reading.meter.in_(ids[i : i + 200])
+                & Reading.status.in_(COUNTED)
+                & ((Reading.consumption != 0) | (Reading.charge_fen != 0))
+            )
+            if first is not None:
+                # A local day begins at most 14 hours before UTC midnight; filtered exactly below.
+                query = query.where(
+                    Reading.read_at
+                    >= dt.datetime.combine(first, dt.time()) - dt.timedelta(hours=15)
+                )
+
+            def items(query=query):
+                for meter_id, read_at, units, charge in query.tuples().iterator():
+                    if isinstance(read_at, str):
+                        read_at = dt.datetime.fromisoformat(read_at)
+                    prop_id, kind = meters[meter_id]
+                    day = local_day(read_at, zones[prop_id])
+                    if first is None or day >= first:
+                        yield meter_id, prop_id, kind, day, units, charge
+
+            daily, monthly, site = _sum(items())
+            if since is not None:
+                daily = [r for r in daily if r["day"] >= since]
+            _insert(DailyUsage, daily)
+            _insert(MonthlyUsage, monthly)
+            written += len(daily)
+            for r in site:
+                if since is None or r["day"] >= since:
+                    acc = site_totals.setdefault((r["property"], r["day"], r["utility"]), [0, 0])
+                    acc[0] += r["units"]
+                    acc[1] += r["charge_fen"]
+        _insert(
+            SiteDailyUsage,
+            [
+                {"property": p, "day": d, "utility": u, "units": n, "charge_fen": c}
+                for (p, d, u), (n, c) in sorted(site_totals.items())
+            ],
+        )
         audit(
             actor,
             "usage.rebuild",
             None,
             now=now,
             since=since.isoformat() if since else "",
-            rows=len(daily),
+            rows=written,
         )
-    return len(daily)
+    return written
