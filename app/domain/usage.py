@@ -40,7 +40,13 @@ def month_of(day: dt.date) -> int:
     return day.year * 100 + day.month
 
 
+DAILY_COLUMNS = ("meter_id", "day", "utility", "units", "charge_fen")
+MONTHLY_COLUMNS = ("meter_id", "month", "utility", "units", "charge_fen")
+SITE_COLUMNS = ("property_id", "day", "utility", "units", "charge_fen")
+
+
 def _sum(items: Iterable[UsageItem]):
+    """Daily, monthly and per-site rows (tuples in the *_COLUMNS order) from usage items."""
     daily: dict[tuple[int, dt.date], list] = {}
     monthly: dict[tuple[int, int], list] = {}
     site: dict[tuple[int, dt.date, str], list] = {}
@@ -58,18 +64,9 @@ def _sum(items: Iterable[UsageItem]):
         row[0] += units
         row[1] += charge
     return (
-        [
-            {"meter": m, "day": d, "utility": u, "units": n, "charge_fen": c}
-            for (m, d), (u, n, c) in sorted(daily.items())
-        ],
-        [
-            {"meter": m, "month": mo, "utility": u, "units": n, "charge_fen": c}
-            for (m, mo), (u, n, c) in sorted(monthly.items())
-        ],
-        [
-            {"property": p, "day": d, "utility": u, "units": n, "charge_fen": c}
-            for (p, d, u), (n, c) in sorted(site.items())
-        ],
+        [(m, d, u, n, c) for (m, d), (u, n, c) in sorted(daily.items())],
+        [(m, mo, u, n, c) for (m, mo), (u, n, c) in sorted(monthly.items())],
+        [(p, d, u, n, c) for (p, d, u), (n, c) in sorted(site.items())],
     )
 
 
@@ -77,11 +74,9 @@ def add_usage(items: Iterable[UsageItem]) -> int:
     """Add usage items to the rollups (items for the same meter and day are summed first).
     Returns the number of (meter, day) rows touched.  Runs inside the caller's transaction."""
     daily, monthly, site = _sum(items)
-    DailyUsage.add_many(daily, [DailyUsage.meter, DailyUsage.day])
-    MonthlyUsage.add_many(monthly, [MonthlyUsage.meter, MonthlyUsage.month])
-    SiteDailyUsage.add_many(
-        site, [SiteDailyUsage.property, SiteDailyUsage.day, SiteDailyUsage.utility]
-    )
+    DailyUsage.add_many(DAILY_COLUMNS, ("meter_id", "day"), daily)
+    MonthlyUsage.add_many(MONTHLY_COLUMNS, ("meter_id", "month"), monthly)
+    SiteDailyUsage.add_many(SITE_COLUMNS, ("property_id", "day", "utility"), site)
     return len(daily)
 
 
@@ -89,9 +84,10 @@ def _zones() -> dict[int, ZoneInfo]:
     return {p: ZoneInfo(tz) for p, tz in Property.select(Property.id, Property.timezone).tuples()}
 
 
-def _insert(model, rows: list[dict]) -> None:
+def _insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    fields = [model._meta.columns[c] for c in columns]
     for i in range(0, len(rows), CHUNK):
-        model.insert_many(rows[i : i + CHUNK]).execute()
+        model.insert_many(rows[i : i + CHUNK], fields=fields).execute()
 
 
 def rebuild_usage(*, since: dt.date | None = None, actor: Actor, now: dt.datetime) -> int:
@@ -140,22 +136,17 @@ def rebuild_usage(*, since: dt.date | None = None, actor: Actor, now: dt.datetim
 
             daily, monthly, site = _sum(items())
             if since is not None:
-                daily = [r for r in daily if r["day"] >= since]
-            _insert(DailyUsage, daily)
-            _insert(MonthlyUsage, monthly)
+                daily = [r for r in daily if r[1] >= since]
+            _insert(DailyUsage, DAILY_COLUMNS, daily)
+            _insert(MonthlyUsage, MONTHLY_COLUMNS, monthly)
             written += len(daily)
-            for r in site:
-                if since is None or r["day"] >= since:
-                    acc = site_totals.setdefault((r["property"], r["day"], r["utility"]), [0, 0])
-                    acc[0] += r["units"]
-                    acc[1] += r["charge_fen"]
-        _insert(
-            SiteDailyUsage,
-            [
-                {"property": p, "day": d, "utility": u, "units": n, "charge_fen": c}
-                for (p, d, u), (n, c) in sorted(site_totals.items())
-            ],
-        )
+            for prop_id, day, utility, units, charge in site:
+                if since is None or day >= since:
+                    acc = site_totals.setdefault((prop_id, day, utility), [0, 0])
+                    acc[0] += units
+                    acc[1] += charge
+        site_rows = [(p, d, u, n, c) for (p, d, u), (n, c) in sorted(site_totals.items())]
+        _insert(SiteDailyUsage, SITE_COLUMNS, site_rows)
         audit(
             actor,
             "usage.rebuild",

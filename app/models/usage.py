@@ -4,8 +4,9 @@ per day and utility."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from peewee import (
-    EXCLUDED,
     BigIntegerField,
     CharField,
     DateField,
@@ -14,7 +15,7 @@ from peewee import (
     fn,
 )
 
-from app.db import is_sqlite
+from app.db import db, is_sqlite
 from app.models.base import BaseModel
 from app.models.property import Property
 from app.models.site import Meter
@@ -27,26 +28,34 @@ class _Rollup(BaseModel):
     charge_fen = BigIntegerField(default=0)
 
     @classmethod
-    def add_many(cls, rows: list[dict], key: list) -> None:
-        """Add units and charges to rows by their unique ``key``, creating missing ones: one
-        statement per chunk.  MySQL names no conflict target (the unique key decides)."""
+    def add_many(cls, columns: tuple[str, ...], key: tuple[str, ...], rows: list[tuple]) -> None:
+        """Add units and charges to rows by their unique ``key`` columns, creating missing
+        ones.  ``rows`` hold values for ``columns`` (which include ``units`` and
+        ``charge_fen``).  SQLite: one prepared upsert over all rows; MySQL: multi-row
+        upserts, which name no conflict target (the unique key decides)."""
+        if not rows:
+            return
         if is_sqlite():
-            update = {
-                cls.units: cls.units + EXCLUDED.units,
-                cls.charge_fen: cls.charge_fen + EXCLUDED.charge_fen,
-            }
-        else:
-            update = {
-                cls.units: cls.units + fn.VALUES(cls.units),
-                cls.charge_fen: cls.charge_fen + fn.VALUES(cls.charge_fen),
-            }
-        for i in range(0, len(rows), 300):
-            q = cls.insert_many(rows[i : i + 300])
-            if is_sqlite():
-                q = q.on_conflict(conflict_target=key, update=update)
-            else:
-                q = q.on_conflict(update=update)
-            q.execute()
+            names = ", ".join(f'"{c}"' for c in columns)
+            marks = ", ".join("?" * len(columns))
+            sql = (
+                f'INSERT INTO "{cls._meta.table_name}" ({names}) VALUES ({marks}) '
+                f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+                '"units" = "units" + excluded."units", "charge_fen" = "charge_fen" + excluded."charge_fen"'
+            )
+            db.cursor().executemany(sql, [tuple(_sqlite_value(v) for v in row) for row in rows])
+            return
+        update = {
+            cls.units: cls.units + fn.VALUES(cls.units),
+            cls.charge_fen: cls.charge_fen + fn.VALUES(cls.charge_fen),
+        }
+        fields = [cls._meta.columns[c] for c in columns]
+        for i in range(0, len(rows), 500):
+            cls.insert_many(rows[i : i + 500], fields=fields).on_conflict(update=update).execute()
+
+
+def _sqlite_value(value: object) -> object:
+    return value.isoformat() if isinstance(value, dt.date) else value
 
 
 class DailyUsage(_Rollup):
