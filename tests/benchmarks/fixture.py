@@ -27,6 +27,9 @@ and the meter state), so what the sample leaves out is table size: the reading i
 deeper with 350 million rows, which matters to per-meter lookups (one B-tree level more),
 not to the aggregate queries the overview and the meters grid run.
 
+Building it takes about 1.5 minutes on the 2-core box (about 45 s of it the sampled readings)
+and makes an 800 MB file.
+
 ``build_fixture(path, ...)`` is the function; ``cached_fixture(...)`` keeps the file under the
 state directory (``<STATE_DIR>/bench/``), keyed by the parameters, the migrations and the UTC
 date (the data ends "now", and the overview counts today and this month), so re-runs on the
