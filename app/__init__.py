@@ -81,6 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.console.views import bp as console_bp
     from app.excel.views import bp as excel_bp
     from app.operations import bp as operations_bp
+    from app.overview import bp as overview_bp
     from app.sms import bp as sms_bp
     from app.web import register_web
 
@@ -92,6 +93,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(sms_bp)
     app.register_blueprint(excel_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(overview_bp)
 
     @app.get("/healthz")
     def healthz():

@@ -27,6 +27,7 @@ token_cli = AppGroup("token", help="API tokens.")
 demo_cli = AppGroup("demo", help="Demo data.")
 ledger_cli = AppGroup("ledger", help="The money ledger.")
 readings_cli = AppGroup("readings", help="Meter readings.")
+rollups_cli = AppGroup("rollups", help="Daily usage rollups.")
 
 
 @db_cli.command("upgrade")
@@ -133,6 +134,20 @@ def ledger_verify() -> None:
                + ("OK" if report.ok else f"{len(report.problems)} problems"))
     if not report.ok:
         sys.exit(1)
+
+
+@rollups_cli.command("rebuild")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First local day to recompute (YYYY-MM-DD); all days when omitted.")
+def rollups_rebuild(since) -> None:
+    """Recompute the daily usage rollup from the readings."""
+    from app.domain.actors import SYSTEM
+    from app.domain.usage import rebuild_usage
+    from app.models import utcnow
+
+    with db.connection_context():
+        rows = rebuild_usage(since=since.date() if since else None, actor=SYSTEM, now=utcnow())
+    click.echo(f"{rows} daily usage rows written" + (f" from {since:%Y-%m-%d}" if since else ""))
 
 
 @readings_cli.command("import")
@@ -611,7 +626,8 @@ def worker_command(workers: int, periodic: bool) -> None:
 
 
 
-for group in (db_cli, user_cli, token_cli, demo_cli, ledger_cli, readings_cli, backup_cli, config_cli):
+for group in (db_cli, user_cli, token_cli, demo_cli, ledger_cli, readings_cli, rollups_cli, backup_cli,
+              config_cli):
     cli.add_command(group)
 
 

@@ -30,6 +30,8 @@ METHODS = ("cash", "card", "wechat", "alipay", "transfer")
 @bp.get("/")
 @login_required()
 def index():
+    if current_actor().can("overview.view"):
+        return redirect(url_for("overview.index"))
     return redirect(url_for("console.accounts"))
 
 

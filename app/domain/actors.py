@@ -43,6 +43,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # permission: meter.control, meter.keep_power, meter.settings); pushing price/thresholds.
     "batch.run": frozenset({"admin", "manager", "electrician"}),
     "meter.settings": frozenset({"admin", "manager"}),
+    # Overview (项目总览): the console home; takings on it need money.view as well.
+    "overview.view": frozenset({"admin", "manager", "electrician", "viewer"}),
 }
 
 

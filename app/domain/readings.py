@@ -46,6 +46,7 @@ from app.domain.errors import NotFound, ValidationError
 from app.domain.ledger import post_entry, system_account
 from app.domain.status import refresh_accounts
 from app.domain.tariffs import RATES, TariffBook, denominator, rate_interval
+from app.domain.usage import COUNTED, add_usage, local_day
 from app.i18n import tr
 from app.models import Account, Event, Meter, Property, Reading
 
@@ -361,7 +362,7 @@ def apply_readings(items: Sequence[ReadingIn], *, actor: Actor, now: dt.datetime
             new_rows.append((item, res))
             if res.status in ("accepted", "baseline", "tamper"):
                 touched.add(m.id)
-        _write(new_rows, meters, touched, actor=actor, now=now)
+        _write(new_rows, meters, touched, zones, actor=actor, now=now)
     return results  # type: ignore[return-value]
 
 
@@ -389,8 +390,17 @@ def _post_charges(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int
     return entry, set(wallets)
 
 
-def _write(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState], touched: set[int], *,
-           actor: Actor, now: dt.datetime) -> None:
+def _usage_items(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState],
+                 zones: dict[int, ZoneInfo]):
+    for item, res in pairs:
+        if res.status in COUNTED and (res.consumption or res.charge_fen):
+            m = meters[res.meter_id]
+            yield (m.id, m.property_id, m.kind, local_day(item.read_at, zones[m.property_id]),
+                   res.consumption, res.charge_fen)
+
+
+def _write(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState], touched: set[int],
+           zones: dict[int, ZoneInfo], *, actor: Actor, now: dt.datetime) -> None:
     if not pairs:
         return
     entry, charged_accounts = _post_charges(pairs, meters, actor=actor, now=now,
@@ -419,6 +429,7 @@ def _write(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, Meter
         Reading.insert_many(list(chunk)).execute()
     if events:
         Event.insert_many(events).execute()
+    add_usage(_usage_items(pairs, meters, zones))
     bulk_update("meter", "id", STATE_ASSIGNMENTS, [meters[mid].state_row() for mid in sorted(touched)])
     if charged_accounts:
         refresh_accounts(charged_accounts, now=now)
@@ -460,6 +471,7 @@ def release_held_reading(reading: Reading, *, actor: Actor, now: dt.datetime, re
                        rate_units=json.dumps(res.rate_units, sort_keys=True),
                        entry=entry.id if entry else None, note=reason[:200]).where(Reading.id == row.id).execute()
         bulk_update("meter", "id", STATE_ASSIGNMENTS, [m.state_row()])
+        add_usage(_usage_items([(item, res)], meters, zones))
         refresh_accounts(charged, now=now)
         audit(actor, "reading.release", row, now=now, reason=reason, charge_fen=res.charge_fen)
     return res

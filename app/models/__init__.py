@@ -22,6 +22,7 @@ from app.models.property import Property
 from app.models.site import Account, Building, Floor, Gateway, Meter, Room, Tenant
 from app.models.sms import SMS_MODELS
 from app.models.tariffs import Tariff, TariffVersion
+from app.models.usage import DailyUsage, MonthlyUsage, SiteDailyUsage
 
 MODELS = [
     Property,
@@ -48,6 +49,9 @@ MODELS = [
     *SMS_MODELS,
     *OPERATIONS_MODELS,
     BatchRun,
+    DailyUsage,
+    MonthlyUsage,
+    SiteDailyUsage,
 ]
 
 __all__ = [m.__name__ for m in MODELS] + ["BaseModel", "MODELS", "utcnow"]

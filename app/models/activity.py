@@ -42,6 +42,10 @@ class Sale(BaseModel):
     reversed_by = CharField(max_length=60, default="")
     reverse_reason = TextField(default="")
 
+    class Meta:
+        # Covering indexes for takings over a period (the overview sums sales and reversals).
+        indexes = ((("created_at", "amount_fen"), False), (("reversed_at", "amount_fen"), False))
+
 
 class Reading(BaseModel):
     meter = ForeignKeyField(Meter, backref="readings", on_delete="RESTRICT")

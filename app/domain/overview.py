@@ -1,0 +1,208 @@
+"""The figures of the overview page (项目总览): takings, usage, devices, balances to watch.
+
+Read-only.  Everything here is a handful of aggregate queries on indexes or on the daily
+usage rollup (``app.domain.usage``), never a scan of raw readings, so the page stays fast
+with 10,000 meters and years of readings.
+
+Takings for a period are the amounts of the sales made in it less the amounts of the sales
+reversed in it (by the time of the reversal): what the cash accounts of the ledger received
+over the period.  Days and months are local to the property time zone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from peewee import JOIN, fn
+
+from app.domain.usage import month_of
+from app.models import (
+    Account,
+    Gateway,
+    LedgerAccount,
+    Meter,
+    MonthlyUsage,
+    Property,
+    Room,
+    Sale,
+    SiteDailyUsage,
+    Tenant,
+)
+
+LIST_LIMIT = 20
+TOP = 10
+UTC = dt.UTC
+
+
+@dataclass
+class Overview:
+    today: dt.date
+    takings_today: int = 0
+    takings_month: int = 0
+    takings_to_date: int = 0
+    # [(first day of month, takings)], oldest first, the current month last.
+    months: list[tuple[dt.date, int]] = field(default_factory=list)
+    # [(day, electricity 0.01 kWh, water litres)], oldest first.
+    usage: list[tuple[dt.date, int, int]] = field(default_factory=list)
+    top_electricity: list[dict] = field(default_factory=list)
+    top_water: list[dict] = field(default_factory=list)
+    meters_online: int = 0
+    meters_offline: int = 0
+    gateways_online: int = 0
+    gateways_offline: int = 0
+    low_balance: list[dict] = field(default_factory=list)
+    low_balance_count: int = 0
+    arrears: list[dict] = field(default_factory=list)
+    arrears_count: int = 0
+
+
+def site_zone(default: str = "Asia/Shanghai") -> ZoneInfo:
+    """The time zone days are counted in: the (first) property's."""
+    tz = Property.select(Property.timezone).order_by(Property.id).scalar()
+    return ZoneInfo(tz or default)
+
+
+def _utc(local: dt.datetime, zone: ZoneInfo) -> dt.datetime:
+    """Naive UTC for a naive local wall time."""
+    return local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+
+
+def takings(start: dt.datetime | None, end: dt.datetime) -> int:
+    """Sales made in [start, end) less sales reversed in it (naive UTC; ``start`` None: ever)."""
+    sold = Sale.select(fn.COALESCE(fn.SUM(Sale.amount_fen), 0)).where(Sale.created_at < end)
+    back = Sale.select(fn.COALESCE(fn.SUM(Sale.amount_fen), 0)).where(Sale.reversed_at < end)
+    if start is not None:
+        sold = sold.where(Sale.created_at >= start)
+        back = back.where(Sale.reversed_at >= start)
+    return int(sold.scalar() or 0) - int(back.scalar() or 0)
+
+
+def _month_starts(today: dt.date, n: int) -> list[dt.date]:
+    y, m = today.year, today.month
+    out = []
+    for _ in range(n):
+        out.append(dt.date(y, m, 1))
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return out[::-1]
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time())
+
+
+def monthly_takings(
+    today: dt.date, zone: ZoneInfo, *, months: int = 12, now: dt.datetime
+) -> list[tuple[dt.date, int]]:
+    starts = _month_starts(today, months)
+    bounds = [_utc(_midnight(d), zone) for d in starts] + [now + dt.timedelta(seconds=1)]
+    return [(d, takings(bounds[i], bounds[i + 1])) for i, d in enumerate(starts)]
+
+
+def daily_usage(today: dt.date, days: int = 30) -> list[tuple[dt.date, int, int]]:
+    first = today - dt.timedelta(days=days - 1)
+    q = (
+        SiteDailyUsage.select(SiteDailyUsage.day, SiteDailyUsage.utility, fn.SUM(SiteDailyUsage.units))
+        .where(SiteDailyUsage.day.between(first, today))
+        .group_by(SiteDailyUsage.day, SiteDailyUsage.utility)
+    )
+    sums: dict[tuple[dt.date, str], int] = {}
+    for day, utility, units in q.tuples():
+        if isinstance(day, str):
+            day = dt.date.fromisoformat(day)
+        sums[(day, utility)] = int(units or 0)
+    out = []
+    for i in range(days):
+        d = first + dt.timedelta(days=i)
+        out.append((d, sums.get((d, "electricity"), 0), sums.get((d, "water"), 0)))
+    return out
+
+
+def top_consumers(month: int, utility: str, limit: int = TOP) -> list[dict]:
+    """The meters that used most in a local month (YYYYMM), with who they serve."""
+    ranked = list(
+        MonthlyUsage.select(MonthlyUsage.meter, MonthlyUsage.units)
+        .where((MonthlyUsage.month == month) & (MonthlyUsage.utility == utility))
+        .order_by(MonthlyUsage.units.desc(), MonthlyUsage.meter)
+        .limit(limit)
+        .tuples()
+    )
+    if not ranked:
+        return []
+    ids = [m for m, _ in ranked]
+    info = {
+        row["id"]: row
+        for row in Meter.select(
+            Meter.id,
+            Meter.serial,
+            Account.id.alias("account_id"),
+            Account.number.alias("account_number"),
+            Tenant.name.alias("tenant"),
+            Room.number.alias("room"),
+        )
+        .join(Account, JOIN.LEFT_OUTER)
+        .join(Tenant, JOIN.LEFT_OUTER)
+        .switch(Meter)
+        .join(Room, JOIN.LEFT_OUTER)
+        .where(Meter.id.in_(ids))
+        .dicts()
+    }
+    return [{**info[m], "units": int(units)} for m, units in ranked if m in info]
+
+
+def _accounts_in(statuses: tuple[str, ...], limit: int = LIST_LIMIT) -> tuple[list[dict], int]:
+    base = Account.select().where(Account.status.in_(statuses))
+    count = base.count()
+    rows = list(
+        Account.select(
+            Account.id,
+            Account.number,
+            Account.status,
+            Tenant.name.alias("tenant"),
+            Room.number.alias("room"),
+            LedgerAccount.balance_fen.alias("balance_fen"),
+        )
+        .join(Tenant)
+        .switch(Account)
+        .join(LedgerAccount)
+        .switch(Account)
+        .join(Room, JOIN.LEFT_OUTER)
+        .where(Account.status.in_(statuses))
+        .order_by(LedgerAccount.balance_fen, Account.number)
+        .limit(limit)
+        .dicts()
+    )
+    return rows, count
+
+
+def _online_counts(model, where) -> tuple[int, int]:
+    counts = dict(
+        model.select(model.online, fn.COUNT(model.id)).where(where).group_by(model.online).tuples()
+    )
+    online = sum(n for k, n in counts.items() if k)
+    offline = sum(n for k, n in counts.items() if not k)
+    return online, offline
+
+
+def build_overview(*, now: dt.datetime, money: bool, zone: ZoneInfo | None = None) -> Overview:
+    """The overview as of ``now`` (naive UTC).  Takings are computed only when ``money``."""
+    zone = zone or site_zone()
+    local_now = now.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+    today = local_now.date()
+    month_first = today.replace(day=1)
+    ov = Overview(today=today)
+    if money:
+        end = now + dt.timedelta(seconds=1)
+        ov.takings_today = takings(_utc(_midnight(today), zone), end)
+        ov.takings_month = takings(_utc(_midnight(month_first), zone), end)
+        ov.takings_to_date = takings(None, end)
+        ov.months = monthly_takings(today, zone, now=now)
+    ov.usage = daily_usage(today)
+    ov.top_electricity = top_consumers(month_of(today), "electricity")
+    ov.top_water = top_consumers(month_of(today), "water")
+    ov.meters_online, ov.meters_offline = _online_counts(Meter, Meter.status == "active")
+    ov.gateways_online, ov.gateways_offline = _online_counts(Gateway, Gateway.enabled == True)  # noqa: E712
+    ov.low_balance, ov.low_balance_count = _accounts_in(("alarm1", "alarm2"))
+    ov.arrears, ov.arrears_count = _accounts_in(("arrears",))
+    return ov
