@@ -264,3 +264,23 @@ def test_price_push_skips_meters_that_keep_their_own_balance_with_a_reason(app, 
     assert json.loads(run.failures)[0]["meter_id"] == held.id
     assert Meter.get_by_id(platform.id).tariff_id == site.tou.id
     assert Meter.get_by_id(held.id).tariff_id != site.tou.id
+
+
+def test_staff_limited_to_one_property_see_only_its_meters_and_cannot_command_the_others(client, site, now):
+    from tests.factories import make_site
+
+    other = make_site(now, code="P2")
+    _, (mine,) = site.account()
+    _, (theirs,) = other.account()
+    create_user("p1elec", "password123", "electrician", property_ids=[site.prop.id], actor=SYSTEM, now=now)
+    commands_before = Command.select().where(Command.meter == theirs.id).count()
+    login(client, "p1elec")
+    grid = client.get("/meters").text
+    assert mine.serial in grid and theirs.serial not in grid
+    assert client.get(f"/meters/{theirs.id}").status_code == 404
+    assert client.get(f"/meters/{mine.id}").status_code == 200
+    r = client.post("/meters/batch", data={"action": "trip", "reason": "test", "meter_id": [str(theirs.id)],
+                                           "csrf_token": csrf(client)})
+    assert r.status_code == 422  # the other property's meter is not selectable: nothing to do
+    assert BatchRun.select().count() == 0
+    assert Command.select().where(Command.meter == theirs.id).count() == commands_before

@@ -26,7 +26,7 @@ from app.domain.meter_grid import (
 )
 from app.i18n import label
 from app.models import BatchRun, Building, Command, Gateway, Meter, Reading, Tariff, utcnow
-from app.web import current_actor, htmx_redirect, login_required, render
+from app.web import check_property, current_actor, htmx_redirect, login_required, property_scope, render
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SINGLE_ACTIONS = ("read", "trip", "restore", "keep_power", "release")
@@ -38,7 +38,7 @@ def _rows(meters, now):
 
 def _grid(flt: GridFilter, page: int, *, errors=None, form=None, picked=(), status_code=200):
     now = utcnow()
-    query = grid_query(flt, now=now)
+    query = grid_query(flt, now=now, property_ids=property_scope())
     total = query.count()
     pages = max((total + PAGE - 1) // PAGE, 1)
     page = min(page, pages)
@@ -62,9 +62,13 @@ def meters():
 
 
 def _selected_ids(form) -> list[int]:
+    scope = property_scope()
     if form.get("scope") == "filter":
-        return matching_ids(GridFilter.from_args(form), now=utcnow())
-    return [int(v) for v in form.getlist("meter_id") if v.isdigit()]
+        return matching_ids(GridFilter.from_args(form), now=utcnow(), property_ids=scope)
+    ids = [int(v) for v in form.getlist("meter_id") if v.isdigit()]
+    if scope is not None:  # meters of other properties are dropped, as if they did not exist
+        ids = [i for (i,) in Meter.select(Meter.id).where(Meter.id.in_(ids) & Meter.property.in_(sorted(scope) or [0])).tuples()]
+    return ids
 
 
 @bp.post("/meters/batch")
@@ -92,7 +96,7 @@ def meters_export():
     """The selected meters (or every meter matching the filter) as an Excel workbook."""
     now = utcnow()
     flt = GridFilter.from_args(request.args)
-    query = grid_query(flt, now=now)
+    query = grid_query(flt, now=now, property_ids=property_scope())
     ids = [int(v) for v in request.args.getlist("meter_id") if v.isdigit()]
     if request.args.get("scope") != "filter" and ids:
         query = query.where(Meter.id.in_(ids))
@@ -143,12 +147,18 @@ def gateways():
             Meter.gateway, fn.COUNT(Meter.id), fn.SUM(Meter.online == False)  # noqa: E712
         ).where(Meter.gateway.is_null(False) & (Meter.status == "active")).group_by(Meter.gateway).tuples()
     }
-    rows = list(Gateway.select().order_by(Gateway.name, Gateway.id))
+    gateways = Gateway.select().order_by(Gateway.name, Gateway.id)
+    scope = property_scope()
+    if scope is not None:
+        gateways = gateways.where(Gateway.property.in_(sorted(scope) or [0]))
+    rows = list(gateways)
     return render("console/gateways.html", gateways=rows, counts=counts)
 
 
 def _meter_or_404(meter_id: int) -> Meter:
     meter = Meter.get_or_none(Meter.id == meter_id)
+    if meter is not None:
+        check_property(meter.property_id)
     if meter is None:
         abort(404)
     return meter

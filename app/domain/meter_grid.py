@@ -73,13 +73,16 @@ class GridFilter:
         return {"q": self.q, "building": str(self.building or ""), "status": self.status, "kind": self.kind}
 
 
-def grid_query(flt: GridFilter, *, now: dt.datetime):
-    """Meters with their account, tenant and room, filtered, ordered by serial (unique index)."""
+def grid_query(flt: GridFilter, *, now: dt.datetime, property_ids: set[int] | None = None):
+    """Meters with their account, tenant and room, filtered, ordered by serial (unique index);
+    ``property_ids`` limits them to the properties a user may see (``None``: all)."""
     query = (
         Meter.select(Meter, Account, Tenant, Room, Floor, Building)
         .join(Account, JOIN.LEFT_OUTER).join(Tenant, JOIN.LEFT_OUTER).switch(Meter)
         .join(Room, JOIN.LEFT_OUTER).join(Floor, JOIN.LEFT_OUTER).join(Building, JOIN.LEFT_OUTER)
     )
+    if property_ids is not None:
+        query = query.where(Meter.property.in_(sorted(property_ids) or [0]))
     if flt.q:
         like = f"%{flt.q}%"
         query = query.where(Meter.serial.contains(flt.q) | Room.number.contains(flt.q)
@@ -93,5 +96,7 @@ def grid_query(flt: GridFilter, *, now: dt.datetime):
     return query.order_by(Meter.serial)
 
 
-def matching_ids(flt: GridFilter, *, now: dt.datetime, limit: int = 20000) -> list[int]:
-    return [mid for (mid,) in grid_query(flt, now=now).select(Meter.id).limit(limit).tuples()]
+def matching_ids(flt: GridFilter, *, now: dt.datetime, limit: int = 20000,
+                 property_ids: set[int] | None = None) -> list[int]:
+    query = grid_query(flt, now=now, property_ids=property_ids)
+    return [mid for (mid,) in query.select(Meter.id).limit(limit).tuples()]
