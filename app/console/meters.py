@@ -26,7 +26,14 @@ from app.domain.meter_grid import (
 )
 from app.i18n import label
 from app.models import BatchRun, Building, Command, Gateway, Meter, Reading, Tariff, utcnow
-from app.web import check_property, current_actor, htmx_redirect, login_required, property_scope, render
+from app.web import (
+    check_property,
+    current_actor,
+    htmx_redirect,
+    login_required,
+    property_scope,
+    render,
+)
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SINGLE_ACTIONS = ("read", "trip", "restore", "keep_power", "release")
