@@ -29,7 +29,7 @@ def login():
                 session["lang"] = lang
             target = request.args.get("next") or ""
             if not target.startswith("/") or target.startswith("//"):
-                target = url_for("console.accounts")
+                target = url_for("console.index")  # the overview, or the accounts for a cashier
             return redirect(target, code=303)
     return render("auth/login.html", error=error), (400 if error else 200)
 

@@ -77,4 +77,6 @@ def login(page, base: str, username: str) -> None:
     page.fill("#username", username)
     page.fill("#password", PASSWORD)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/accounts")
+    page.wait_for_url(lambda url: "/login" not in url)  # each role's start page
+    if not page.url.endswith("/accounts"):
+        page.goto(f"{base}/accounts")
