@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import secrets
+from decimal import Decimal
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from jinja2_fragments.flask import render_block
@@ -57,6 +58,13 @@ def check_property(property_id: int) -> None:
     scope = property_scope()
     if scope is not None and property_id not in scope:
         abort(404)
+
+
+def _grouped(units: int, places: int) -> str:
+    """An integer count of 10^-places units shown with the locale's grouping and decimal
+    signs, exactly: 1234567 fen -> '12,345.67'."""
+    pattern = "#,##0" + ("." + "0" * places if places else "")
+    return format_decimal(Decimal(units).scaleb(-places), format=pattern)
 
 
 def login_required(permission: str | None = None) -> Callable:
@@ -188,8 +196,11 @@ def register_web(app: Flask) -> None:
     app.register_error_handler(405, _error(405, _l("Method not allowed.")))
 
     app.jinja_env.filters["label"] = label
-    app.jinja_env.filters["yuan"] = lambda fen: "¥" + format_fen(int(fen or 0))
+    # Display filters: exact (Decimal from the stored integer), grouped per the locale
+    # (¥12,345.67). ``fen`` stays plain for form values that are parsed back.
+    app.jinja_env.filters["yuan"] = lambda fen: "¥" + _grouped(int(fen or 0), 2)
     app.jinja_env.filters["fen"] = lambda fen: format_fen(int(fen or 0))
-    app.jinja_env.filters["kwh"] = lambda cwh: format_fen(int(cwh or 0))
-    app.jinja_env.filters["m3"] = lambda litres: f"{int(litres or 0) // 1000}.{int(litres or 0) % 1000:03d}"
+    app.jinja_env.filters["kwh"] = lambda cwh: _grouped(int(cwh or 0), 2)
+    app.jinja_env.filters["m3"] = lambda litres: _grouped(int(litres or 0), 3)
+    app.jinja_env.filters["number"] = lambda n: _grouped(int(n or 0), 0)
     app.jinja_env.filters["dt"] = lambda value: format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
