@@ -72,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             ctx.__exit__(None, None, None)
 
     from app.api import bp as api_bp
+    from app.accounts.views import bp as accounts_bp
     from app.auth.views import bp as auth_bp
     from app.console.views import bp as console_bp
     from app.operations import bp as operations_bp
@@ -84,6 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(operations_bp)
     app.register_blueprint(sms_bp)
+    app.register_blueprint(accounts_bp)
 
     @app.get("/healthz")
     def healthz():
