@@ -51,3 +51,24 @@ def test_manager_opens_an_account_through_the_wizard_and_lands_on_it(page, live_
     shot(page, "opened-account")
     assert Meter.get_by_id(meter.id).account_id == acct.id
     assert LedgerAccount.get_by_id(acct.wallet_id).balance_fen == 9700
+
+
+@pytest.mark.parametrize("page", ["tablet"], indirect=True)
+def test_tenant_center_draws_the_usage_chart_and_the_site_tree_expands_to_rooms(page, live_server, site):
+    import datetime as dt
+
+    from app.domain.readings import apply_reading
+
+    acct, (meter,) = site.account(initial=0, at=site.now - dt.timedelta(days=3))
+    apply_reading(meter, read_at=site.now - dt.timedelta(days=1), total=1200, actor=SYSTEM, now=site.now)
+    login(page, live_server, "viewer")
+    page.goto(f"{live_server}/tenants/{acct.tenant_id}")
+    page.wait_for_selector("#usage-chart canvas")  # ECharts drew into the container
+    shot(page, "tenant-center")
+    page.click("nav >> text=楼宇")
+    page.click(f"summary:has-text('{site.prop.name}')")
+    page.click("summary:has-text('楼栋 A')")
+    page.click("summary:has-text('楼层 1')")
+    page.wait_for_selector(f"tr.room[data-room='{acct.room.number}'] .badge")
+    assert acct.tenant.name in page.inner_text(f"tr.room[data-room='{acct.room.number}']")
+    shot(page, "site-tree")
