@@ -56,11 +56,14 @@ def _opened_by_request(request_id: str | None) -> Account | None:
     """The account an earlier open with this request id created (the audit row names it)."""
     if not request_id:
         return None
-    needle = json.dumps({"request_id": request_id})[1:-1]
-    row = (AuditLog.select(AuditLog.object_id)
-           .where((AuditLog.action == "account.open") & AuditLog.detail.contains(needle))
-           .order_by(AuditLog.id).first())
-    return Account.get_or_none(Account.id == int(row.object_id)) if row else None
+    needle = json.dumps({"request_id": request_id}, ensure_ascii=False)[1:-1]
+    rows = (AuditLog.select(AuditLog.object_id, AuditLog.detail)
+            .where((AuditLog.action == "account.open") & AuditLog.detail.contains(needle))
+            .order_by(AuditLog.id))
+    for row in rows:  # LIKE may also match wildcards; compare the stored value itself
+        if json.loads(row.detail).get("request_id") == request_id:
+            return Account.get_or_none(Account.id == int(row.object_id))
+    return None
 
 
 def _check_tariff(tariff: Tariff | None, prop: Property, utility: str, field: str) -> None:

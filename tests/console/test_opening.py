@@ -202,3 +202,23 @@ def test_close_is_refused_to_a_cashier(client, users, site):
     acct, _ = site.account()
     login(client, "cashier")
     assert client.get(f"/accounts/{acct.id}/close").status_code == 403
+
+
+def test_open_account_with_a_request_id_is_idempotent_and_a_new_tenant_rolls_back_on_error(site, stock, now):
+    from app.domain.accounts import MeterStart, NewTenant, open_account
+    from app.domain.errors import ValidationError
+
+    room, e, w = stock
+    kwargs = dict(tenant=NewTenant("Zhao Liu", "13600000000"), room=room, tariff_electricity=site.flat,
+                  tariff_water=site.water, actor=SYSTEM, now=now)
+    first = open_account(site.prop, meters=[MeterStart(e, 0)], request_id="reqx1", **kwargs)
+    again = open_account(site.prop, meters=[MeterStart(e, 0)], request_id="reqx1", **kwargs)
+    assert again.id == first.id and Tenant.select().where(Tenant.name == "Zhao Liu").count() == 1
+    with pytest.raises(ValidationError):  # "req_1" is another request, though LIKE would match it
+        open_account(site.prop, meters=[MeterStart(e, 0)], request_id="req_1", **kwargs)
+    with pytest.raises(ValidationError) as err:  # e is in use now; the second tenant is not kept
+        open_account(site.prop, meters=[MeterStart(w, 0), MeterStart(e, 0)], request_id="req-2",
+                     **{**kwargs, "tenant": NewTenant("Qian Qi")})
+    assert err.value.field == "meters"
+    assert Tenant.select().where(Tenant.name == "Qian Qi").count() == 0
+    assert Meter.get_by_id(w.id).status == "stock"
