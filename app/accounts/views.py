@@ -284,7 +284,7 @@ def open_create():
             sell(account, amount_fen=sale_amount, method=form["sale_method"],
                  idempotency_key=form.get("sale_request_id", ""), actor=actor, now=now)
         except DomainError as exc:  # the account is open; say why the sale was not taken
-            return render("accounts/opened.html", account=account, error=exc.message), 422
+            return render("accounts/opened.html", "opened", account=account, error=exc.message), 422
     return htmx_redirect(url_for("console.account_detail", account_id=account.id))
 
 
