@@ -76,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             ctx.__exit__(None, None, None)
 
     from app.admin import bp as admin_bp
+    from app.accounts.views import bp as accounts_bp
     from app.api import bp as api_bp
     from app.auth.views import bp as auth_bp
     from app.console.views import bp as console_bp
@@ -94,6 +95,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(excel_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(overview_bp)
+    app.register_blueprint(accounts_bp)
 
     @app.get("/healthz")
     def healthz():

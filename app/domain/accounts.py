@@ -14,10 +14,24 @@ from app.domain.control import plan_supply_commands, queue_keep_power
 from app.domain.errors import ValidationError
 from app.domain.ledger import PAYMENT_METHODS, create_wallet, post_entry, system_account
 from app.domain.money import format_fen
+from app.domain.site import create_tenant
 from app.domain.status import refresh_accounts, refresh_relays
 from app.domain.water import settle_account_water
 from app.i18n import tr
-from app.models import Account, Event, LedgerAccount, Meter, Property, Reading, Room, Tariff, Tenant
+from app.models import (
+    Account,
+    AuditLog,
+    Building,
+    Event,
+    Floor,
+    LedgerAccount,
+    Meter,
+    Property,
+    Reading,
+    Room,
+    Tariff,
+    Tenant,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,29 @@ class MeterStart:
 
     meter: Meter
     initial_total: int | None = None
+
+
+@dataclass(frozen=True)
+class NewTenant:
+    """A tenant to create together with the account (rolled back with it on any error)."""
+
+    name: str
+    phones: str = ""
+    contact: str = ""
+
+
+def _opened_by_request(request_id: str | None) -> Account | None:
+    """The account an earlier open with this request id created (the audit row names it)."""
+    if not request_id:
+        return None
+    needle = json.dumps({"request_id": request_id}, ensure_ascii=False)[1:-1]
+    rows = (AuditLog.select(AuditLog.object_id, AuditLog.detail)
+            .where((AuditLog.action == "account.open") & AuditLog.detail.contains(needle))
+            .order_by(AuditLog.id))
+    for row in rows:  # LIKE may also match wildcards; compare the stored value itself
+        if json.loads(row.detail).get("request_id") == request_id:
+            return Account.get_or_none(Account.id == int(row.object_id))
+    return None
 
 
 def _check_tariff(tariff: Tariff | None, prop: Property, utility: str, field: str) -> None:
@@ -73,7 +110,7 @@ def _next_number(prop: Property) -> str:
 def open_account(
     prop: Property,
     *,
-    tenant: Tenant,
+    tenant: Tenant | NewTenant,
     meters: Sequence[MeterStart],
     actor: Actor,
     now: dt.datetime,
@@ -84,13 +121,25 @@ def open_account(
     alarm1_fen: int | None = None,
     alarm2_fen: int | None = None,
     credit_limit_fen: int = 0,
+    request_id: str | None = None,
 ) -> Account:
-    """Open an account (开户) for ``tenant`` and attach meters in stock to it.
+    """Open an account (开户) for ``tenant`` (an existing one, or a ``NewTenant`` created in
+    the same transaction) and attach meters in stock to it.
 
+    Idempotent on ``request_id``: a repeat returns the account the first call opened.
     An initial purchase is a separate ``sell`` (so it carries its own idempotency key).
     """
     actor.require("account.open")
-    if tenant.property_id != prop.id:
+    request_id = (request_id or "").strip() or None
+    if request_id is not None and len(request_id) > 100:
+        raise ValidationError(tr("a request id is 1-100 characters"), "request_id")
+    earlier = _opened_by_request(request_id)
+    if earlier is not None:
+        return earlier
+    if room is not None and Room.select().join(Floor).join(Building).where(
+            (Room.id == room.id) & (Building.property == prop.id)).count() == 0:
+        raise ValidationError(tr("that room is not in this property"), "room")
+    if isinstance(tenant, Tenant) and tenant.property_id != prop.id:
         raise ValidationError(tr("the tenant belongs to another property"), "tenant")
     if not meters:
         raise ValidationError(tr("an account needs at least one meter"), "meters")
@@ -113,6 +162,12 @@ def open_account(
     ):
         raise ValidationError(tr("choose a water tariff"), "tariff_water")
     with write_tx():
+        earlier = _opened_by_request(request_id)
+        if earlier is not None:
+            return earlier
+        if isinstance(tenant, NewTenant):
+            tenant = create_tenant(prop, name=tenant.name, phones=tenant.phones, contact=tenant.contact,
+                                   actor=actor, now=now)
         for ms in meters:
             fresh = Meter.get_by_id(ms.meter.id)
             if fresh.property_id != prop.id:
@@ -134,7 +189,7 @@ def open_account(
             _attach(Meter.get_by_id(ms.meter.id), account, room, ms.initial_total, now)
         refresh_accounts([account.id], now=now)
         audit(actor, "account.open", account, now=now, number=number, tenant=tenant.id,
-              meters=[ms.meter.serial for ms in meters])
+              meters=[ms.meter.serial for ms in meters], request_id=request_id)
     return Account.get_by_id(account.id)
 
 
