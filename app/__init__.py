@@ -75,8 +75,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         if ctx is not None:
             ctx.__exit__(None, None, None)
 
-    from app.admin import bp as admin_bp
     from app.accounts.views import bp as accounts_bp
+    from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.auth.views import bp as auth_bp
     from app.console.views import bp as console_bp

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import secrets
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from flask import (

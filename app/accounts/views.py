@@ -9,7 +9,7 @@ import uuid
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, abort, redirect, request, url_for
 from peewee import JOIN, fn
 
 from app.domain.accounts import MeterStart, NewTenant, close_account, open_account, swap_meter
@@ -146,9 +146,19 @@ def open_form():
     return _wizard(form)
 
 
+def _whole_wizard_unless_htmx():
+    """The lookups below answer htmx with a part of the wizard; a plain request (a bookmark,
+    no script) gets the whole wizard instead of a fragment."""
+    if request.headers.get("HX-Request"):
+        return None
+    return redirect(url_for("accounts.open_form", property_id=request.values.get("property_id", "")), code=303)
+
+
 @bp.get("/accounts/open/tenants")
 @login_required("account.open")
 def open_tenants():
+    if (whole := _whole_wizard_unless_htmx()) is not None:
+        return whole
     prop = _wizard_prop(request.args)
     q = request.args.get("tq", "").strip()
     tenants = []
@@ -163,6 +173,8 @@ def open_tenants():
 @bp.get("/accounts/open/place")
 @login_required("account.open")
 def open_place():
+    if (whole := _whole_wizard_unless_htmx()) is not None:
+        return whole
     prop = _wizard_prop(request.args)
     return render("accounts/open.html", "place", form=request.args, errors={},
                   **_place(prop, request.args.get("building_id"), request.args.get("floor_id"),
@@ -172,6 +184,8 @@ def open_place():
 @bp.get("/accounts/open/meters")
 @login_required("account.open")
 def open_meters():
+    if (whole := _whole_wizard_unless_htmx()) is not None:
+        return whole
     prop = _wizard_prop(request.args)
     chosen = [i for i in (_int(v) for v in request.args.getlist("meter_ids")) if i]
     return render("accounts/open.html", "meter_choices", form=request.args, errors={}, chosen=chosen,
@@ -181,6 +195,8 @@ def open_meters():
 @bp.post("/accounts/open/preview")
 @login_required("account.open")
 def open_preview():
+    if (whole := _whole_wizard_unless_htmx()) is not None:
+        return whole
     prop = _wizard_prop(request.form)
     amount_text = request.form.get("sale_amount", "").strip()
     if not amount_text or prop is None:
