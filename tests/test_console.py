@@ -148,3 +148,14 @@ def test_every_console_route_has_a_permission_rule(app):
 def test_healthz_reports_the_database(client):
     r = client.get("/healthz")
     assert r.status_code == 200 and r.json["database"] == "ok"
+
+
+def test_an_electrician_sees_the_balance_but_not_the_sales_amounts(client, users, site):
+    acct, _ = site.account()
+    sell(acct, amount_fen=123_400, method="cash", idempotency_key="elec", actor=SYSTEM, now=site.now)
+    login(client, "electrician")
+    page = client.get(f"/accounts/{acct.id}").text
+    assert "¥1,196.98" in page  # the balance (net of the 3 % fee)
+    assert "¥1,234.00" not in page and "¥37.02" not in page
+    login(client, "viewer")
+    assert "¥1,234.00" in client.get(f"/accounts/{acct.id}").text
