@@ -80,3 +80,12 @@ def login(page, base: str, username: str) -> None:
     page.wait_for_url(lambda url: "/login" not in url)  # each role's start page
     if not page.url.endswith("/accounts"):
         page.goto(f"{base}/accounts")
+
+
+def nav(page, text: str) -> None:
+    """Click a main-menu entry: open its group first (groups are <details> menus)."""
+    link = page.locator("header nav a", has_text=text).first
+    group = link.locator("xpath=ancestor::details[1]")
+    if group.count() and not group.evaluate("d => d.open"):
+        group.locator("summary").click()
+    link.click()

@@ -11,7 +11,7 @@ from app.domain.actors import SYSTEM
 from app.domain.imports import template_workbook
 from app.domain.site import add_room, create_gateway
 from app.models import Meter
-from tests.e2e.conftest import login, shot
+from tests.e2e.conftest import login, nav, shot
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -39,7 +39,7 @@ def test_import_with_a_bad_row_writes_nothing_then_the_good_file_is_confirmed(pa
     create_gateway(site.prop, name="GW-E2E", host="10.9.9.9", port=502, actor=SYSTEM, now=site.now)
     before = Meter.select().count()
     login(page, live_server, "manager")
-    page.click("nav >> text=导入")
+    nav(page, "导入")
     page.wait_for_url("**/import")
 
     page.set_input_files("#file", files=[{"name": "meters.xlsx", "mimeType": XLSX, "buffer": workbook(rows("909"))}])

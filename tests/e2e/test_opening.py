@@ -9,7 +9,7 @@ import pytest
 from app.domain.actors import SYSTEM
 from app.domain.site import add_room, create_meter
 from app.models import Account, LedgerAccount, Meter
-from tests.e2e.conftest import login, shot
+from tests.e2e.conftest import login, nav, shot
 
 
 def settled(page) -> None:
@@ -23,7 +23,7 @@ def test_manager_opens_an_account_through_the_wizard_and_lands_on_it(page, live_
     room = add_room(site.prop, building="B", floor="2", number="201", actor=SYSTEM, now=site.now)
     meter = create_meter(site.prop, serial="E-WIZ-1", kind="electricity", room=room, actor=SYSTEM, now=site.now)
     login(page, live_server, "manager")
-    page.click("nav >> text=开户")
+    nav(page, "开户")
     page.wait_for_url("**/accounts/open")
     page.check("input[name=tenant_mode][value=new]")
     page.fill("#tenant_name", "王五")
@@ -65,7 +65,7 @@ def test_tenant_center_draws_the_usage_chart_and_the_site_tree_expands_to_rooms(
     page.goto(f"{live_server}/tenants/{acct.tenant_id}")
     page.wait_for_selector("#usage-chart canvas")  # ECharts drew into the container
     shot(page, "tenant-center")
-    page.click("nav >> text=楼宇")
+    nav(page, "楼宇")
     page.click(f"summary:has-text('{site.prop.name}')")
     page.click("summary:has-text('楼栋 A')")
     page.click("summary:has-text('楼层 1')")
