@@ -76,6 +76,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.console.views import bp as console_bp
     from app.operations import bp as operations_bp
     from app.sms import bp as sms_bp
+    from app.tariffs import bp as tariffs_bp
     from app.web import register_web
 
     register_web(app)
@@ -84,6 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(operations_bp)
     app.register_blueprint(sms_bp)
+    app.register_blueprint(tariffs_bp)
 
     @app.get("/healthz")
     def healthz():
