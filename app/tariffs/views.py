@@ -283,7 +283,7 @@ def editor():
     forms.edit_rows(state, request.form.get("op", ""))
     ctx = _form_context(tariff=tariff, prop=prop, header=header, state=state)
     resp = render("tariffs/form.html", "spec_editor", **ctx)
-    return resp, 200, {"HX-Trigger": "tariff-changed"}
+    return resp, 200, {"HX-Trigger-After-Swap": "tariff-changed"}
 
 
 @bp.post("/preview")

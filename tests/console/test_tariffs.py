@@ -155,7 +155,7 @@ def test_add_segment_renders_one_more_row_and_remove_takes_it_away(client, users
     added = post(client, "/tariffs/editor", data, headers={"HX-Request": "true"})
     assert added.status_code == 200 and "<html" not in added.text
     assert added.text.count('name="seg_start"') == 3 and 'value="09:00"' in added.text
-    assert added.headers["HX-Trigger"] == "tariff-changed"
+    assert added.headers["HX-Trigger-After-Swap"] == "tariff-changed"
     removed = post(client, "/tariffs/editor", {**data, "op": "remove_segment-0"}, headers={"HX-Request": "true"})
     assert removed.text.count('name="seg_start"') == 1 and 'value="08:00"' in removed.text
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from app.models import Tariff, TariffVersion
 from tests.e2e.conftest import login, shot
@@ -39,8 +40,8 @@ def test_manager_builds_a_tou_tariff_with_the_segment_editor(page, live_server, 
     assert "未超上限" in page.inner_text("#tariff-preview")
     shot(page, "tariff-tou-editor")
 
-    page.click("button[type=submit]")
-    page.wait_for_url("**/tariffs/[0-9]*")
+    page.click("#tariff-form button[type=submit]")
+    page.wait_for_url(re.compile(r".*/tariffs/\d+$"))
     tariff = Tariff.get(Tariff.name == "写字楼分时")
     spec = json.loads(TariffVersion.get(TariffVersion.tariff == tariff).spec)
     assert spec["segments"] == [{"start": "00:00", "rate": "valley"}, {"start": "08:00", "rate": "flat"},
