@@ -84,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.operations import bp as operations_bp
     from app.overview import bp as overview_bp
     from app.sms import bp as sms_bp
+    from app.tariffs import bp as tariffs_bp
     from app.web import register_web
 
     register_web(app)
@@ -96,6 +97,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp)
     app.register_blueprint(overview_bp)
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(tariffs_bp)
 
     @app.get("/healthz")
     def healthz():

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +31,7 @@ from app.domain.errors import ValidationError
 from app.domain.money import format_price
 from app.domain.rounding import split_largest_remainder
 from app.i18n import tr
-from app.models import Property, Tariff, TariffVersion
+from app.models import Account, Meter, Property, Tariff, TariffVersion
 
 RATES = ("sharp", "peak", "flat", "valley")  # meter registers T1..T4 in this order
 KINDS = ("flat", "tou", "tiered")
@@ -230,6 +230,80 @@ def _add_version(tariff, prop, clean, effective_from, actor, now, override_reaso
         spec=clean, override_reason=override_reason, problems=problems,
     )
     return version
+
+
+def assign_tariff(
+    tariff: Tariff,
+    account_ids: Sequence[int] = (),
+    *,
+    meter_ids: Sequence[int] = (),
+    actor: Actor,
+    now: dt.datetime,
+) -> dict[str, int]:
+    """Put accounts (their electricity or water tariff, by the tariff's utility) and meters
+    (their own tariff, which wins over the account's) on ``tariff``.
+
+    Every id must name an open account / a meter in service of the tariff's property, and a
+    meter must measure the tariff's utility; otherwise nothing changes.  Returns how many
+    accounts and meters changed tariff (those already on it are counted as unchanged).
+    """
+    actor.require("tariff.edit")
+    account_ids = sorted({int(i) for i in account_ids})
+    meter_ids = sorted({int(i) for i in meter_ids})
+    if not account_ids and not meter_ids:
+        raise ValidationError(tr("nothing is selected"), "selection")
+    if not tariff.active:
+        raise ValidationError(tr("tariff '%(name)s' is not active", name=tariff.name), "tariff")
+    column = Account.tariff_electricity if tariff.utility == "electricity" else Account.tariff_water
+    with write_tx():
+        accounts: list[Account] = []
+        for chunk in _chunks(account_ids):
+            accounts.extend(Account.select().where(Account.id.in_(chunk)))
+        if len(accounts) != len(account_ids):
+            raise ValidationError(tr("some selected accounts no longer exist"), "selection")
+        for acct in accounts:
+            if acct.property_id != tariff.property_id:
+                raise ValidationError(tr("account %(number)s belongs to another property", number=acct.number),
+                                      "selection")
+            if acct.status == "closed":
+                raise ValidationError(tr("account %(number)s is closed", number=acct.number), "selection")
+        meters: list[Meter] = []
+        for chunk in _chunks(meter_ids):
+            meters.extend(Meter.select().where(Meter.id.in_(chunk)))
+        if len(meters) != len(meter_ids):
+            raise ValidationError(tr("some selected meters no longer exist"), "selection")
+        for meter in meters:
+            if meter.property_id != tariff.property_id:
+                raise ValidationError(tr("meter %(serial)s belongs to another property", serial=meter.serial),
+                                      "selection")
+            if meter.kind != tariff.utility:
+                if tariff.utility == "electricity":
+                    raise ValidationError(tr("meter %(serial)s is not an electricity meter", serial=meter.serial),
+                                          "selection")
+                raise ValidationError(tr("meter %(serial)s is not a water meter", serial=meter.serial), "selection")
+            if meter.status == "removed":
+                raise ValidationError(tr("meter %(serial)s is removed", serial=meter.serial), "selection")
+        accounts_changed = [a for a in accounts if getattr(a, column.name + "_id") != tariff.id]
+        meters_changed = [m for m in meters if m.tariff_id != tariff.id]
+        for chunk in _chunks([a.id for a in accounts_changed]):
+            Account.update({column: tariff.id}).where(Account.id.in_(chunk)).execute()
+        for chunk in _chunks([m.id for m in meters_changed]):
+            Meter.update(tariff=tariff.id).where(Meter.id.in_(chunk)).execute()
+        audit(
+            actor, "tariff.assign", tariff, now=now,
+            accounts={a.number: getattr(a, column.name + "_id") for a in accounts_changed},
+            meters={m.serial: m.tariff_id for m in meters_changed},
+            unchanged=len(accounts) - len(accounts_changed) + len(meters) - len(meters_changed),
+        )
+    return {
+        "accounts": len(accounts_changed), "meters": len(meters_changed),
+        "unchanged": len(accounts) - len(accounts_changed) + len(meters) - len(meters_changed),
+    }
+
+
+def _chunks(ids: Sequence[int], size: int = 500):
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
 
 
 # ---------------------------------------------------------------- rating

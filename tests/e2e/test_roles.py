@@ -14,7 +14,7 @@ NAV = {
     "/overview": "overview.view", "/accounts": "account.view", "/tenants": "account.view",
     "/accounts/open": "account.open", "/site": "account.view", "/meters": "account.view",
     "/gateways": "account.view", "/batches": "account.view", "/sms/alerts": "alert.view",
-    "/operations/jobs": "operations.view", "/sms/outbox": "sms.view", "/import": "site.edit",
+    "/tariffs": "account.view", "/operations/jobs": "operations.view", "/sms/outbox": "sms.view", "/import": "site.edit",
     "/export": "account.view", "/users": "user.manage", "/audit": "audit.view", "/settings": "account.view",
 }
 OFFERED = {role: {path for path, perm in NAV.items() if role in PERMISSIONS[perm]} for role in ROLES}
