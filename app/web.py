@@ -53,6 +53,13 @@ def property_scope() -> set[int] | None:
     return g.property_scope
 
 
+def visible_properties():
+    """A query of the properties the signed-in user may see."""
+    query = Property.select().order_by(Property.code, Property.id)
+    scope = property_scope()
+    return query if scope is None else query.where(Property.id.in_(sorted(scope) or [0]))
+
+
 def check_property(property_id: int) -> None:
     """404 for an object of a property outside the signed-in user's scope."""
     scope = property_scope()

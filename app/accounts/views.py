@@ -34,7 +34,14 @@ from app.models import (
     utcnow,
 )
 from app.models.sms import SmsMessage
-from app.web import current_actor, htmx_redirect, login_required, render
+from app.web import (
+    check_property,
+    current_actor,
+    htmx_redirect,
+    login_required,
+    property_scope,
+    render,
+)
 
 bp = Blueprint("accounts", __name__)
 
@@ -44,10 +51,23 @@ CHART_DAYS = 30
 
 # -- helpers -------------------------------------------------------------------------------
 
+def _property_id(obj) -> int:
+    if isinstance(obj, Property):
+        return obj.id
+    if isinstance(obj, Floor):
+        return obj.building.property_id
+    if isinstance(obj, Room):
+        return obj.floor.building.property_id
+    return obj.property_id
+
+
 def _get_or_404(model, obj_id):
+    """The object, or 404 when there is none or it belongs to a property outside the
+    signed-in user's scope."""
     obj = model.get_or_none(model.id == obj_id)
     if obj is None:
         abort(404)
+    check_property(_property_id(obj))
     return obj
 
 
@@ -75,7 +95,12 @@ def parse_register(text: object, kind: str, field: str) -> int:
 
 
 def _properties() -> list[Property]:
-    return list(Property.select().order_by(Property.name, Property.id))
+    """The properties the signed-in user may see."""
+    query = Property.select().order_by(Property.name, Property.id)
+    scope = property_scope()
+    if scope is not None:
+        query = query.where(Property.id.in_(sorted(scope) or [0]))
+    return list(query)
 
 
 # -- opening wizard ------------------------------------------------------------------------
@@ -420,6 +445,9 @@ def tenants():
     q = request.args.get("q", "").strip()
     page = max(_int(request.args.get("page")) or 1, 1)
     query = Tenant.select(Tenant, Property).join(Property)
+    scope = property_scope()
+    if scope is not None:
+        query = query.where(Tenant.property.in_(sorted(scope) or [0]))
     if q:
         like = f"%{q}%"
         query = query.where((Tenant.name ** like) | Tenant.phones.contains(q) | Tenant.contact.contains(q))

@@ -28,8 +28,15 @@ from app.domain.imports import (
     validate,
 )
 from app.i18n import tr
-from app.models import Account, Meter, Property, utcnow
-from app.web import current_actor, htmx_redirect, login_required, render
+from app.models import Account, Meter, Property, Sale, utcnow
+from app.web import (
+    current_actor,
+    htmx_redirect,
+    login_required,
+    property_scope,
+    render,
+    visible_properties,
+)
 
 bp = Blueprint("excel", __name__)
 
@@ -81,7 +88,7 @@ def _kind(value: str | None) -> str:
 
 
 def _page(status: int = 200, **ctx):
-    properties = list(Property.select().order_by(Property.code))
+    properties = list(visible_properties())
     ctx.setdefault("kind", _kind(request.values.get("kind")))
     ctx.setdefault("errors", {})
     ctx.setdefault("plan", None)
@@ -99,9 +106,10 @@ def _page(status: int = 200, **ctx):
 
 
 def _property(value: str | None) -> Property | None:
+    query = visible_properties()
     if value and value.isdigit():
-        return Property.get_or_none(Property.id == int(value))
-    return Property.select().order_by(Property.code).first()
+        return query.where(Property.id == int(value)).first()
+    return query.first()
 
 
 @bp.get("/import")
@@ -240,6 +248,12 @@ def export_page():
     return _export_page()
 
 
+def _scoped(query, field):
+    """Limit an export to the properties the signed-in user may see."""
+    scope = property_scope()
+    return query if scope is None else query.where(field.in_(sorted(scope) or [0]))
+
+
 @bp.get("/export/meters.xlsx")
 @login_required("account.view")
 def export_meters():
@@ -248,13 +262,14 @@ def export_meters():
         kind=request.args.get("kind", ""),
         status=request.args.get("status", ""),
     )
+    query = _scoped(query, Meter.property)
     return _xlsx(exports.meters_workbook(query, timezone=_timezone()), "meters.xlsx")
 
 
 @bp.get("/export/accounts.xlsx")
 @login_required("account.view")
 def export_accounts():
-    query = _account_query(request.args.get("q", ""))
+    query = _scoped(_account_query(request.args.get("q", "")), Account.property)
     status = request.args.get("status", "")
     if status:
         query = query.where(Account.status == status)
@@ -268,7 +283,7 @@ def export_sales():
         first, last, start, end = _range()
     except DomainError as exc:
         return _export_page(422, {"sales_" + (exc.field or "from"): exc.message})
-    data = exports.sales_workbook(exports.sales_query(start=start, end=end), timezone=_timezone())
+    data = exports.sales_workbook(_scoped(exports.sales_query(start=start, end=end), Sale.property), timezone=_timezone())
     return _xlsx(data, f"sales-{first:%Y%m%d}-{last:%Y%m%d}.xlsx")
 
 
@@ -280,12 +295,18 @@ def export_readings():
     try:
         if serial:
             meter = Meter.get_or_none(Meter.serial == serial)
+            scope = property_scope()
+            if meter is not None and scope is not None and meter.property_id not in scope:
+                meter = None
             if meter is None:
                 raise DomainError(tr("unknown meter '%(serial)s'", serial=serial), "meter")
         first, last, start, end = _range()
     except DomainError as exc:
         return _export_page(422, {"readings_" + (exc.field or "from"): exc.message})
     query = exports.readings_query(start=start, end=end, meter=meter)
+    scope = property_scope()
+    if scope is not None:
+        query = query.where(Meter.property.in_(sorted(scope) or [0]))  # readings_query joins Meter
     data = exports.readings_workbook(
         query, timezone=_timezone(), with_money=current_actor().can("money.view")
     )

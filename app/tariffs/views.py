@@ -38,7 +38,14 @@ from app.models import (
     utcnow,
 )
 from app.tariffs import forms
-from app.web import current_actor, htmx_redirect, login_required, render
+from app.web import (
+    check_property,
+    current_actor,
+    htmx_redirect,
+    login_required,
+    render,
+    visible_properties,
+)
 
 bp = Blueprint("tariffs", __name__, url_prefix="/tariffs")
 
@@ -78,11 +85,12 @@ def _tariff_or_404(tariff_id: int) -> Tariff:
     tariff = Tariff.get_or_none(Tariff.id == tariff_id)
     if tariff is None:
         abort(404)
+    check_property(tariff.property_id)
     return tariff
 
 
 def _properties() -> list[Property]:
-    return list(Property.select().order_by(Property.id))
+    return list(visible_properties())
 
 
 # ---------------------------------------------------------------------------- reading helpers
@@ -154,6 +162,7 @@ def _usage(tariff_ids: list[int]) -> dict[int, dict[str, int]]:
 def index():
     now = utcnow()
     tariffs = list(Tariff.select(Tariff, Property).join(Property)
+                   .where(Tariff.property.in_(visible_properties().select(Property.id)))
                    .order_by(Property.name, Tariff.utility, Tariff.name, Tariff.id))
     ids = [t.id for t in tariffs]
     versions = _versions(ids)
@@ -222,9 +231,10 @@ def _preview(prop: Property, utility: str, state: dict[str, Any]) -> dict[str, A
 def _new_form_property(header: dict[str, str]) -> Property:
     raw = header.get("property", "")
     prop = (Property.get_or_none(Property.id == int(raw)) if raw.isdigit()
-            else Property.select().order_by(Property.id).first())
+            else visible_properties().first())
     if prop is None:
         abort(404)
+    check_property(prop.id)
     return prop
 
 
