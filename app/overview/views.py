@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from app.domain.money import format_fen
 from app.domain.overview import build_overview, site_zone
 from app.models import utcnow
-from app.web import current_actor, login_required, render
+from app.web import current_actor, login_required, property_scope, render
 
 bp = Blueprint("overview", __name__)
 
@@ -60,5 +60,7 @@ def _charts(ov, money: bool) -> dict:
 def index():
     money = current_actor().can("money.view")
     zone = site_zone(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
-    ov = build_overview(now=utcnow(), money=money, zone=zone)
+    scope = property_scope()
+    ov = build_overview(now=utcnow(), money=money, zone=zone,
+                        properties=None if scope is None else sorted(scope))
     return render("overview/index.html", "panels", ov=ov, money=money, charts=_charts(ov, money))

@@ -53,3 +53,18 @@ def test_a_manager_of_one_property_sees_only_its_tenants_site_tariffs_and_export
     login(client, "boss")
     assert f'/tenants/{theirs.tenant_id}"' in client.get("/tenants").text
     assert their_meter.serial in _rows(client.get("/export/meters.xlsx"))
+
+
+def test_the_overview_of_a_manager_of_one_property_counts_only_that_property(client, site, now):
+    other = make_site(now, code="P2")
+    mine, _ = site.account()
+    theirs, _ = other.account()
+    sell(mine, amount_fen=1000, method="cash", idempotency_key="m", actor=SYSTEM, now=now)
+    sell(theirs, amount_fen=200_000, method="cash", idempotency_key="t", actor=SYSTEM, now=now)
+    create_user("p1boss", "password123", "manager", property_ids=[site.prop.id], actor=SYSTEM, now=now)
+    create_user("boss", "password123", "manager", actor=SYSTEM, now=now)
+    login(client, "p1boss")
+    page = client.get("/overview").text
+    assert "¥10.00" in page and "¥2,010.00" not in page and "¥2,000.00" not in page
+    login(client, "boss")
+    assert "¥2,010.00" in client.get("/overview").text
