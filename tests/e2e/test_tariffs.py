@@ -28,6 +28,7 @@ def test_manager_builds_a_tou_tariff_with_the_segment_editor(page, live_server, 
     page.wait_for_selector("#seg-start-3")
     assert page.input_value("#seg-start-2") == "18:00"  # rows typed before survive the re-render
     page.fill("#seg-start-3", "22:00")
+    assert page.inner_text("tr.seg-row:nth-child(3) td.until") == "22:00"  # the peak row now ends at 22:00
     page.select_option("#seg-rate-3", "valley")
     assert page.locator("tr.seg-row").count() == 4
 
