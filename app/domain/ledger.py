@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from peewee import fn
 
-from app.db import bulk_update, db
+from app.db import bulk_update, db, lock_rows
 from app.domain.errors import ValidationError
 from app.i18n import tr
 from app.models import Entry, LedgerAccount, Leg, Property
@@ -86,6 +86,8 @@ def post_entry(
         raise ValidationError(tr("an entry's legs must sum to zero"))
     if not merged:
         raise ValidationError(tr("an entry needs at least one non-zero leg"))
+    # The balances this entry moves are locked before its legs reference them (see lock_rows).
+    lock_rows("ledger_account", merged)
     entry = Entry.create(
         kind=kind, created_at=now, actor=actor, memo=memo,
         idempotency_key=idempotency_key, reverses=reverses,
