@@ -223,3 +223,24 @@ def test_water_is_charged_per_cubic_metre(site, now):
     assert LedgerAccount.get_by_id(water_rev.id).balance_fen == 750
     assert bal(acct) == -750
     assert verify_ledger().ok
+
+
+def test_the_same_batch_arriving_from_four_sources_at_once_is_stored_and_charged_once(funded, now):
+    """Several sources (the collector and an API client, say) sending one meter's readings by serial at the
+    same moment: on MariaDB the second waits for the first and then finds its readings."""
+    from tests.domain.test_sales import _run_threads
+
+    acct, meter = funded
+    read(meter, now, 0)  # baseline
+    before = bal(acct)
+    n = 120
+    batch = [ReadingIn(serial=meter.serial, read_at=now + (k + 1) * H, total=(k + 1) * 10) for k in range(n)]
+
+    def worker(i):
+        apply_readings([ReadingIn(**r.__dict__) for r in batch], actor=SYSTEM, now=now + (n + 1) * H)
+
+    assert _run_threads(worker, 4) == []
+    assert Reading.select().where(Reading.meter == meter).count() == n + 1
+    assert bal(acct) == before - 7 * n  # 0.10 kWh x 0.70 yuan = 7 fen each
+    assert Meter.get_by_id(meter.id).last_total == 10 * n
+    assert verify_ledger().ok
