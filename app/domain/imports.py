@@ -18,13 +18,15 @@ import datetime as dt
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
+from peewee import IntegrityError
 
 from app.db import insert_chunked, write_tx
 from app.devices.profiles import available_profiles
@@ -660,12 +662,29 @@ def validate(kind: str, prop: Property, rows: Sequence[Row], *, create_rooms: bo
 # Each row is built by the same ``new_*`` function the single-object create functions use, so
 # an imported gateway, room or meter is the same row (and the same audit trail) as one created
 # by hand.
+@contextmanager
+def _written_at_once() -> Iterator[None]:
+    """A unique key the validation could not see taken (another import committing in the
+    meantime on MariaDB, or names equal only under its case-insensitive collation) turns the
+    import down like a row error would, instead of failing the request."""
+    try:
+        yield
+    except IntegrityError:
+        raise ValidationError(
+            tr(
+                "some of these rows were written by someone else at the same time; "
+                "nothing was imported. Upload the file again to see which."
+            ),
+            "file",
+        ) from None
+
+
 def import_gateways(
     prop: Property, rows: Sequence[Row], *, actor: Actor, now: dt.datetime, digest: str = ""
 ) -> int:
     """Create every gateway of the file in one transaction, or none."""
     actor.require("site.edit")
-    with write_tx():
+    with _written_at_once(), write_tx():
         plan = validate_gateways(prop, rows)
         if plan.errors:
             raise ImportRejected(plan.errors)
@@ -769,7 +788,7 @@ def import_meters(
     """Create every meter of the file (and the rooms it names, if asked) in one transaction,
     or none."""
     actor.require("site.edit")
-    with write_tx():
+    with _written_at_once(), write_tx():
         plan = validate_meters(prop, rows, create_rooms=create_rooms)
         if plan.errors:
             raise ImportRejected(plan.errors)
