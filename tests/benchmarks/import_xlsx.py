@@ -34,6 +34,7 @@ from openpyxl import Workbook
 
 from app.db import db, write_tx
 from app.domain.actors import SYSTEM
+from app.domain.audit import audit
 from app.domain.imports import (
     GATEWAY_COLUMNS,
     METER_COLUMNS,
@@ -120,6 +121,8 @@ def old_per_row_import(prop, rows, *, now) -> int:
             )
             if item["tariff"] is not None:
                 Meter.update(tariff=item["tariff"]).where(Meter.id == meter.id).execute()
+                audit(SYSTEM, "meter.tariff", meter, now=now, tariff=item["tariff"].name)
+        audit(SYSTEM, "import.meters", prop, now=now, rows=len(plan.rows), rooms=len(made))
     return len(plan.rows)
 
 
