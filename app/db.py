@@ -113,6 +113,18 @@ def db_time(value: Any) -> Any:
     return str(value)
 
 
+MAX_PARAMS = 30000  # below SQLite's 32766 bound variables per statement (MySQL allows 65535)
+
+
+def insert_chunked(model: Any, rows: list[dict[str, Any]], chunk: int = 500) -> None:
+    """Insert many rows (dicts with the same keys) with ``insert_many``, ``chunk`` rows a
+    statement or fewer so that no statement binds more than ``MAX_PARAMS`` values (peewee adds
+    every column with a default to each row)."""
+    per_insert = max(1, min(chunk, MAX_PARAMS // max(1, len(model._meta.columns))))
+    for i in range(0, len(rows), per_insert):
+        model.insert_many(rows[i : i + per_insert]).execute()
+
+
 def bulk_update(table: str, key: str, assignments: list[str], rows: list[tuple], chunk: int = 500) -> None:
     """Update many rows by key in as few statements as the backend allows.
 

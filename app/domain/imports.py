@@ -18,26 +18,29 @@ import datetime as dt
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font, PatternFill
 from openpyxl.worksheet.datavalidation import DataValidation
+from peewee import IntegrityError
 
-from app.db import write_tx
+from app.db import insert_chunked, write_tx
 from app.devices.profiles import available_profiles
 from app.domain.actors import Actor
-from app.domain.audit import audit
+from app.domain.audit import audit, audit_many, audit_row
 from app.domain.errors import ValidationError
 from app.domain.site import (
     METER_KINDS,
     PREPAID_MODES,
     PROTOCOLS,
-    add_room,
-    create_gateway,
-    create_meter,
+    floor_level,
+    new_gateway,
+    new_meter,
+    new_room,
 )
 from app.i18n import tr
 from app.models import Building, Floor, Gateway, Meter, Property, Room, Tariff
@@ -654,27 +657,123 @@ def validate(kind: str, prop: Property, rows: Sequence[Row], *, create_rooms: bo
 
 
 # ---------------------------------------------------------------------------- writing
+# The import writes set-based: one ``insert_many`` per few hundred rows for each table, then
+# re-selects the new rows by their unique keys for their ids (MariaDB returns no id list).
+# Each row is built by the same ``new_*`` function the single-object create functions use, so
+# an imported gateway, room or meter is the same row (and the same audit trail) as one created
+# by hand.
+@contextmanager
+def _written_at_once() -> Iterator[None]:
+    """A unique key the validation could not see taken (another import committing in the
+    meantime on MariaDB, or names equal only under its case-insensitive collation) turns the
+    import down like a row error would, instead of failing the request."""
+    try:
+        yield
+    except IntegrityError:
+        raise ValidationError(
+            tr(
+                "some of these rows were written by someone else at the same time; "
+                "nothing was imported. Upload the file again to see which."
+            ),
+            "file",
+        ) from None
+
+
 def import_gateways(
     prop: Property, rows: Sequence[Row], *, actor: Actor, now: dt.datetime, digest: str = ""
 ) -> int:
     """Create every gateway of the file in one transaction, or none."""
     actor.require("site.edit")
-    with write_tx():
+    with _written_at_once(), write_tx():
         plan = validate_gateways(prop, rows)
         if plan.errors:
             raise ImportRejected(plan.errors)
-        for item in plan.rows:
-            create_gateway(
+        new = [
+            new_gateway(
                 prop,
                 name=item["name"],
                 host=item["host"],
                 port=item["port"],
                 baud=item["baud"],
-                actor=actor,
                 now=now,
             )
+            for item in plan.rows
+        ]
+        insert_chunked(Gateway, [row for row, _ in new])
+        ids = _gateway_ids({(row["host"], row["port"]) for row, _ in new})
+        audit_many(
+            [
+                audit_row(
+                    actor,
+                    "gateway.create",
+                    "gateway",
+                    ids[(row["host"], row["port"])],
+                    now=now,
+                    **detail,
+                )
+                for row, detail in new
+            ]
+        )
         audit(actor, "import.gateways", prop, now=now, rows=len(plan.rows), sha256=digest)
     return len(plan.rows)
+
+
+def _gateway_ids(keys: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    ids: dict[tuple[str, int], int] = {}
+    for part in _chunks(sorted({host for host, _ in keys})):
+        query = Gateway.select(Gateway.id, Gateway.host, Gateway.port).where(
+            Gateway.host.in_(list(part))
+        )
+        ids.update({(g.host, g.port): g.id for g in query if (g.host, g.port) in keys})
+    return ids
+
+
+def _create_rooms(
+    prop: Property, keys: list[tuple[str, str, str]], *, actor: Actor, now: dt.datetime
+) -> dict[tuple[str, str, str], int]:
+    """Create the rooms named (building, floor, number), and their buildings and floors where
+    missing, as ``add_room`` would one by one; returns each room's id."""
+    if not keys:
+        return {}
+    new = [new_room(building=b, floor=f, number=r) for b, f, r in keys]
+    names = {detail["building"] for _, detail in new}
+
+    def building_ids() -> dict[str, int]:
+        query = Building.select(Building.id, Building.name).where(Building.property == prop)
+        return {b.name: b.id for b in query if b.name in names}
+
+    buildings = building_ids()
+    missing = sorted(names - set(buildings))
+    if missing:
+        insert_chunked(Building, [{"property": prop, "name": name} for name in missing])
+        buildings = building_ids()
+
+    def floor_ids() -> dict[tuple[str, str], int]:
+        query = (
+            Floor.select(Floor.id, Floor.name, Building.name)
+            .join(Building)
+            .where(Building.property == prop)
+        )
+        return {(f.building.name, f.name): f.id for f in query}
+
+    floors = floor_ids()
+    wanted = sorted({(d["building"], d["floor"]) for _, d in new} - set(floors))
+    if wanted:
+        insert_chunked(
+            Floor,
+            [{"building": buildings[b], "name": f, "level": floor_level(f)} for b, f in wanted],
+        )
+        floors = floor_ids()
+    insert_chunked(Room, [{"floor": floors[(d["building"], d["floor"])], **row} for row, d in new])
+    index = _room_index(prop)[2]
+    made = {key: index[key] for key in keys}
+    audit_many(
+        [
+            audit_row(actor, "room.create", "room", made[key], now=now, **detail)
+            for key, (_, detail) in zip(keys, new, strict=True)
+        ]
+    )
+    return made
 
 
 def import_meters(
@@ -689,39 +788,50 @@ def import_meters(
     """Create every meter of the file (and the rooms it names, if asked) in one transaction,
     or none."""
     actor.require("site.edit")
-    with write_tx():
+    with _written_at_once(), write_tx():
         plan = validate_meters(prop, rows, create_rooms=create_rooms)
         if plan.errors:
             raise ImportRejected(plan.errors)
-        made: dict[tuple[str, str, str], Room] = {}
+        wanted = list(dict.fromkeys(i["new_room"] for i in plan.rows if i["new_room"] is not None))
+        made = _create_rooms(prop, wanted, actor=actor, now=now)
+        new = []
         for item in plan.rows:
-            room = None
-            if item["room_id"] is not None:
-                room = Room.get_by_id(item["room_id"])
-            elif item["new_room"] is not None:
-                key = item["new_room"]
-                if key not in made:
-                    made[key] = add_room(
-                        prop, building=key[0], floor=key[1], number=key[2], actor=actor, now=now
-                    )
-                room = made[key]
-            meter = create_meter(
+            row, detail = new_meter(
                 prop,
                 serial=item["serial"],
                 kind=item["kind"],
                 protocol=item["protocol"],
                 address=item["address"],
                 gateway=item["gateway"],
-                room=room,
+                room=item["room_id"] if item["new_room"] is None else made[item["new_room"]],
                 multiplier=item["multiplier"],
                 prepaid_mode=item["prepaid_mode"],
                 profile=item["profile"],
-                actor=actor,
-                now=now,
             )
-            if item["tariff"] is not None:
-                Meter.update(tariff=item["tariff"]).where(Meter.id == meter.id).execute()
-                audit(actor, "meter.tariff", meter, now=now, tariff=item["tariff"].name)
+            row["tariff"] = item["tariff"]
+            new.append((row, detail))
+        insert_chunked(Meter, [row for row, _ in new])
+        ids: dict[str, int] = {}
+        for part in _chunks([row["serial"] for row, _ in new]):
+            query = Meter.select(Meter.id, Meter.serial).where(Meter.serial.in_(list(part)))
+            ids.update({m.serial: m.id for m in query})
+        trail = [
+            audit_row(actor, "meter.create", "meter", ids[row["serial"]], now=now, **detail)
+            for row, detail in new
+        ]
+        trail += [
+            audit_row(
+                actor,
+                "meter.tariff",
+                "meter",
+                ids[row["serial"]],
+                now=now,
+                tariff=row["tariff"].name,
+            )
+            for row, _ in new
+            if row["tariff"] is not None
+        ]
+        audit_many(trail)
         audit(
             actor,
             "import.meters",

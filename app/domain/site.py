@@ -110,22 +110,36 @@ def update_property_settings(prop: Property, *, actor: Actor, now: dt.datetime, 
     return Property.get_by_id(prop.id)
 
 
+def floor_level(name: str) -> int:
+    """The level a new floor gets from its name: the number it is ("-1", "12"), else 0."""
+    return int(name) if name.lstrip("-").isdigit() else 0
+
+
+def new_room(*, building: str, floor: str, number: str, area_cm2: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new room checked: its row (without the floor, which the caller finds or creates by
+    name) and the detail of its ``room.create`` audit row.  ``add_room`` and the Excel import
+    both build rooms here."""
+    building = _required(building, "building", tr("a building"))
+    floor = _required(floor, "floor", tr("a floor"))
+    number = _required(number, "number", tr("a room number"))
+    return ({"number": number, "area_cm2": area_cm2},
+            {"building": building, "floor": floor, "number": number})
+
+
 def add_room(prop: Property, *, building: str, floor: str, number: str, area_cm2: int = 0,
              actor: Actor, now: dt.datetime) -> Room:
     """Add a room, creating its building and floor by name where needed."""
     actor.require("site.edit")
-    building = _required(building, "building", tr("a building"))
-    floor = _required(floor, "floor", tr("a floor"))
-    number = _required(number, "number", tr("a room number"))
+    row, detail = new_room(building=building, floor=floor, number=number, area_cm2=area_cm2)
+    building, floor, number = detail["building"], detail["floor"], detail["number"]
     with write_tx():
         b, _ = Building.get_or_create(property=prop, name=building)
-        level = int(floor) if floor.lstrip("-").isdigit() else 0
-        f, _ = Floor.get_or_create(building=b, name=floor, defaults={"level": level})
+        f, _ = Floor.get_or_create(building=b, name=floor, defaults={"level": floor_level(floor)})
         if Room.select().where((Room.floor == f) & (Room.number == number)).exists():
             raise ValidationError(tr("room %(number)s exists on %(building)s %(floor)s", number=number,
                                      building=building, floor=floor), "number")
-        room = Room.create(floor=f, number=number, area_cm2=area_cm2)
-        audit(actor, "room.create", room, now=now, building=building, floor=floor, number=number)
+        room = Room.create(floor=f, **row)
+        audit(actor, "room.create", room, now=now, **detail)
     return room
 
 
@@ -149,31 +163,42 @@ def create_tenant(prop: Property, *, name: str, phones: str = "", contact: str =
     return tenant
 
 
-def create_gateway(prop: Property, *, name: str, host: str, port: int, baud: int = 9600,
-                   actor: Actor, now: dt.datetime) -> Gateway:
-    actor.require("site.edit")
+def new_gateway(prop: Property, *, name: str, host: str, port: int, baud: int = 9600,
+                now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new gateway checked: its row and the detail of its ``gateway.create`` audit row.
+    ``create_gateway`` and the Excel import both build gateways here."""
     name = _required(name, "name", tr("a gateway name"))
     host = _required(host, "host", tr("a host"))
     if not isinstance(port, int) or not 0 < port < 65536:
         raise ValidationError(tr("the port must be 1-65535"), "port")
     if baud not in (1200, 2400, 4800, 9600, 19200, 38400, 115200):
         raise ValidationError(tr("%(baud)s is not a serial baud rate", baud=baud), "baud")
+    return ({"property": prop, "name": name, "host": host, "port": port, "baud": baud, "created_at": now},
+            {"host": host, "port": port})
+
+
+def create_gateway(prop: Property, *, name: str, host: str, port: int, baud: int = 9600,
+                   actor: Actor, now: dt.datetime) -> Gateway:
+    actor.require("site.edit")
+    row, detail = new_gateway(prop, name=name, host=host, port=port, baud=baud, now=now)
     with write_tx():
-        if Gateway.select().where((Gateway.host == host) & (Gateway.port == port)).exists():
-            raise ValidationError(tr("a gateway at %(host)s:%(port)s exists", host=host, port=port), "host")
-        gw = Gateway.create(property=prop, name=name, host=host, port=port, baud=baud, created_at=now)
-        audit(actor, "gateway.create", gw, now=now, host=host, port=port)
+        if Gateway.select().where((Gateway.host == row["host"]) & (Gateway.port == row["port"])).exists():
+            raise ValidationError(tr("a gateway at %(host)s:%(port)s exists", host=row["host"], port=row["port"]),
+                                  "host")
+        gw = Gateway.create(**row)
+        audit(actor, "gateway.create", gw, now=now, **detail)
     return gw
 
 
-def create_meter(
-    prop: Property, *, serial: str, kind: str, actor: Actor, now: dt.datetime,
-    protocol: str = "dlt645-2007", address: str = "", gateway: Gateway | None = None,
-    room: Room | None = None, multiplier: int = 1, prepaid_mode: str = "platform",
-    register_modulus: int = 100_000_000, max_rate: int | None = None, profile: str = "",
-) -> Meter:
-    """Register a meter in stock (not yet attached to an account)."""
-    actor.require("site.edit")
+def new_meter(
+    prop: Property, *, serial: str, kind: str, protocol: str = "dlt645-2007", address: str = "",
+    gateway: Gateway | int | None = None, room: Room | int | None = None, multiplier: int = 1,
+    prepaid_mode: str = "platform", register_modulus: int = 100_000_000, max_rate: int | None = None,
+    profile: str = "",
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new meter checked: its row (in stock, bus address defaulting to the serial, the
+    kind's rate limit) and the detail of its ``meter.create`` audit row.  ``create_meter`` and
+    the Excel import both build meters here."""
     serial = _required(serial, "serial", tr("a meter serial"))
     if kind not in METER_KINDS:
         raise ValidationError(tr("unknown meter kind '%(kind)s'", kind=kind), "kind")
@@ -185,14 +210,30 @@ def create_meter(
         raise ValidationError(tr("the multiplier (CT ratio) must be 1-10000"), "multiplier")
     if max_rate is None:
         max_rate = 100_000 if kind == "electricity" else 10_000  # W, or litres per hour
+    row = {
+        "property": prop, "serial": serial, "kind": kind, "protocol": protocol, "address": address or serial,
+        "gateway": gateway, "room": room, "multiplier": multiplier, "prepaid_mode": prepaid_mode,
+        "register_modulus": register_modulus, "max_rate": max_rate, "profile": profile, "status": "stock",
+    }
+    return row, {"serial": serial, "kind": kind}
+
+
+def create_meter(
+    prop: Property, *, serial: str, kind: str, actor: Actor, now: dt.datetime,
+    protocol: str = "dlt645-2007", address: str = "", gateway: Gateway | None = None,
+    room: Room | None = None, multiplier: int = 1, prepaid_mode: str = "platform",
+    register_modulus: int = 100_000_000, max_rate: int | None = None, profile: str = "",
+) -> Meter:
+    """Register a meter in stock (not yet attached to an account)."""
+    actor.require("site.edit")
+    row, detail = new_meter(
+        prop, serial=serial, kind=kind, protocol=protocol, address=address, gateway=gateway, room=room,
+        multiplier=multiplier, prepaid_mode=prepaid_mode, register_modulus=register_modulus,
+        max_rate=max_rate, profile=profile,
+    )
     with write_tx():
-        if Meter.select().where(Meter.serial == serial).exists():
-            raise ValidationError(tr("meter serial '%(serial)s' exists", serial=serial), "serial")
-        meter = Meter.create(
-            property=prop, serial=serial, kind=kind, protocol=protocol, address=address or serial,
-            gateway=gateway, room=room, multiplier=multiplier, prepaid_mode=prepaid_mode,
-            register_modulus=register_modulus, max_rate=max_rate, profile=profile,
-            status="stock",
-        )
-        audit(actor, "meter.create", meter, now=now, serial=serial, kind=kind)
+        if Meter.select().where(Meter.serial == row["serial"]).exists():
+            raise ValidationError(tr("meter serial '%(serial)s' exists", serial=row["serial"]), "serial")
+        meter = Meter.create(**row)
+        audit(actor, "meter.create", meter, now=now, **detail)
     return meter
