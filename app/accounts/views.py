@@ -41,6 +41,7 @@ from app.web import (
     login_required,
     property_scope,
     render,
+    visible_properties,
 )
 
 bp = Blueprint("accounts", __name__)
@@ -96,11 +97,7 @@ def parse_register(text: object, kind: str, field: str) -> int:
 
 def _properties() -> list[Property]:
     """The properties the signed-in user may see."""
-    query = Property.select().order_by(Property.name, Property.id)
-    scope = property_scope()
-    if scope is not None:
-        query = query.where(Property.id.in_(sorted(scope) or [0]))
-    return list(query)
+    return list(visible_properties())
 
 
 # -- opening wizard ------------------------------------------------------------------------

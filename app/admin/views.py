@@ -36,8 +36,8 @@ from app.web import (
     current_actor,
     htmx_redirect,
     login_required,
-    property_scope,
     render,
+    visible_properties,
 )
 
 bp = Blueprint("admin", __name__)
@@ -258,8 +258,7 @@ def _settings_property() -> Property:
 
 
 def _visible_properties() -> list[Property]:
-    scope = property_scope()
-    return [p for p in _properties() if scope is None or p.id in scope]
+    return list(visible_properties())
 
 
 def _settings_form(prop: Property) -> dict[str, str]:
