@@ -53,6 +53,12 @@ def property_scope() -> set[int] | None:
     return g.property_scope
 
 
+def page_arg() -> int:
+    """The ``page`` query argument: a positive page number, 1 for anything else."""
+    raw = request.args.get("page", "1")
+    return max(int(raw), 1) if raw.isdigit() else 1
+
+
 def visible_properties():
     """A query of the properties the signed-in user may see."""
     query = Property.select().order_by(Property.code, Property.id)

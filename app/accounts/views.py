@@ -39,6 +39,7 @@ from app.web import (
     current_actor,
     htmx_redirect,
     login_required,
+    page_arg,
     property_scope,
     render,
     visible_properties,
@@ -440,7 +441,7 @@ def close(account_id: int):
 @login_required("account.view")
 def tenants():
     q = request.args.get("q", "").strip()
-    page = max(_int(request.args.get("page")) or 1, 1)
+    page = page_arg()
     query = Tenant.select(Tenant, Property).join(Property)
     scope = property_scope()
     if scope is not None:

@@ -36,6 +36,7 @@ from app.web import (
     current_actor,
     htmx_redirect,
     login_required,
+    page_arg,
     render,
     visible_properties,
 )
@@ -212,8 +213,7 @@ def pretty_detail(detail: str) -> str:
 def audit_log():
     """Newest first; dates are calendar days in UTC as stored, the end day included."""
     args = {k: request.args.get(k, "").strip() for k in ("actor", "action", "object_type", "since", "until")}
-    raw_page = request.args.get("page", "1")
-    page = max(int(raw_page), 1) if raw_page.isdigit() else 1
+    page = page_arg()
     errors: dict[str, str] = {}
     query = AuditLog.select()
     if args["actor"]:

@@ -31,6 +31,7 @@ from app.web import (
     current_actor,
     htmx_redirect,
     login_required,
+    page_arg,
     property_scope,
     render,
 )
@@ -61,11 +62,7 @@ def _grid(flt: GridFilter, page: int, *, errors=None, form=None, picked=(), stat
 @bp.get("/meters")
 @login_required("account.view")
 def meters():
-    try:
-        page = max(int(request.args.get("page", "1") or 1), 1)
-    except ValueError:
-        page = 1
-    return _grid(GridFilter.from_args(request.args), page)
+    return _grid(GridFilter.from_args(request.args), page_arg())
 
 
 def _selected_ids(form) -> list[int]:

@@ -17,6 +17,7 @@ from app.web import (
     current_actor,
     htmx_redirect,
     login_required,
+    page_arg,
     property_scope,
     render,
 )
@@ -61,7 +62,7 @@ def _account_query(q: str):
 def accounts():
     q = request.args.get("q", "")
     status = request.args.get("status", "")
-    page = max(int(request.args.get("page", "1") or 1), 1)
+    page = page_arg()
     query = _account_query(q)
     if status:
         query = query.where(Account.status == status)

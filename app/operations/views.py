@@ -26,7 +26,7 @@ from app.models import Account, Property, utcnow
 from app.models.operations import ApportionmentGroup, ApportionmentPart, ApportionmentRun, Job
 from app.operations.excel import bill_workbook, bills_workbook
 from app.operations.labels import op_label
-from app.web import current_actor, htmx_redirect, login_required, render
+from app.web import current_actor, htmx_redirect, login_required, page_arg, render
 
 bp = Blueprint("operations", __name__, url_prefix="/operations")
 
@@ -74,11 +74,6 @@ def _month(prop: Property, errors: dict[str, str]) -> int:
         return default
 
 
-def _page() -> int:
-    raw = request.args.get("page", "1")
-    return max(int(raw), 1) if raw.isdigit() else 1
-
-
 @bp.get("/")
 @login_required("operations.view")
 def index():
@@ -92,7 +87,7 @@ def index():
 def jobs():
     kind = request.args.get("kind", "")
     status = request.args.get("status", "")
-    page = _page()
+    page = page_arg()
     query = Job.select().order_by(Job.started_at.desc(), Job.id.desc())
     if kind in JOB_KINDS:
         query = query.where(Job.kind == kind)
@@ -211,7 +206,7 @@ def bills():
     prop = _property()
     errors: dict[str, str] = {}
     month = _month(prop, errors)
-    page = _page()
+    page = page_arg()
     accounts = billed_accounts(prop, month)
     total = len(accounts)
     shown = [compute_bill(a, month) for a in accounts[(page - 1) * PAGE : page * PAGE]]

@@ -17,7 +17,7 @@ from app.domain.money import format_fen
 from app.domain.sms_senders import is_gsm_text, sms_parts
 from app.models import Account, Event, Meter, Property, Tenant, utcnow
 from app.models.sms import SmsMessage, SmsTemplate
-from app.web import current_actor, htmx_redirect, login_required, render
+from app.web import current_actor, htmx_redirect, login_required, page_arg, render
 
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 webhook = Blueprint("webhook", __name__)
@@ -103,11 +103,6 @@ def _properties() -> list[Property]:
     return list(Property.select().order_by(Property.id))
 
 
-def _page() -> int:
-    raw = request.args.get("page", "1")
-    return max(int(raw), 1) if raw.isdigit() else 1
-
-
 # ---------------------------------------------------------------------------- outbox
 
 
@@ -122,7 +117,7 @@ def index():
 def outbox():
     q = request.args.get("q", "").strip()
     status = request.args.get("status", "")
-    page = _page()
+    page = page_arg()
     query = (SmsMessage.select(SmsMessage, Account, Tenant)
              .join(Account, JOIN.LEFT_OUTER).switch(SmsMessage)
              .join(Tenant, JOIN.LEFT_OUTER)
@@ -182,7 +177,7 @@ def alert_detail(event: Event) -> str:
 @login_required("alert.view")
 def alerts():
     kind = request.args.get("kind", "")
-    page = _page()
+    page = page_arg()
     kinds = list(sms.STAFF_ALERT_EVENTS)
     query = (Event.select(Event, Meter, Account)
              .join(Meter, JOIN.LEFT_OUTER).switch(Event)
