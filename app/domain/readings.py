@@ -331,8 +331,11 @@ def apply_readings(items: Sequence[ReadingIn], *, actor: Actor, now: dt.datetime
     clean = validate(items, now)
     if not clean:
         return []
+    # Serials are resolved before the transaction: on MariaDB the first plain read of a
+    # transaction fixes its snapshot, which must come after _load has locked the meters, or a
+    # concurrent batch of the same readings would be missed by _existing and inserted twice.
+    _resolve_serials(clean)
     with write_tx():
-        _resolve_serials(clean)
         meter_ids = sorted({i.meter_id for i in clean})  # type: ignore[type-var]
         meters, accounts, zones = _load(meter_ids)  # type: ignore[arg-type]
         missing = [mid for mid in meter_ids if mid not in meters]
