@@ -49,9 +49,11 @@ test: $(STAMP) assets translations
 test-mysql: $(STAMP) assets translations
 	MD_TEST_DATABASE_URL=$(MYSQL_URL) MD_TEST_REDIS_URL=$(REDIS_URL) $(PY) -m pytest -q
 
+LINT_PATHS := app workers migrations tests
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app workers tests
-	$(VENV)/bin/ruff format --check app workers tests
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 bench: $(STAMP)
 	$(PY) tests/benchmarks/ingest.py

@@ -18,8 +18,11 @@ def _make_app():
     return create_app()
 
 
-cli = FlaskGroup(create_app=_make_app, add_default_commands=True,
-                 help="meterdesk: prepaid electricity and water management.")
+cli = FlaskGroup(
+    create_app=_make_app,
+    add_default_commands=True,
+    help="meterdesk: prepaid electricity and water management.",
+)
 
 db_cli = AppGroup("db", help="Database schema.")
 user_cli = AppGroup("user", help="Staff users.")
@@ -52,7 +55,8 @@ def db_upgrade() -> None:
         raise click.ClickException(
             f"migration failed ({type(exc).__name__}: {exc}); applied so far: "
             f"{', '.join(done) or 'none'}. A failed migration may leave partial changes: "
-            "restore the backup taken before the upgrade (packaging/upgrade.sh does this)") from None
+            "restore the backup taken before the upgrade (packaging/upgrade.sh does this)"
+        ) from None
     click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
 
 
@@ -71,8 +75,12 @@ def db_status() -> None:
 
 @user_cli.command("create")
 @click.argument("username")
-@click.option("--role", type=click.Choice(["admin", "manager", "cashier", "electrician", "viewer"]),
-              default="admin", show_default=True)
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "manager", "cashier", "electrician", "viewer"]),
+    default="admin",
+    show_default=True,
+)
 @click.option("--password", envvar="MD_NEW_PASSWORD", help="Prompted for when not given.")
 @click.option("--full-name", default="")
 def user_create(username: str, role: str, password: str | None, full_name: str) -> None:
@@ -94,8 +102,11 @@ def user_create(username: str, role: str, password: str | None, full_name: str) 
 
 @token_cli.command("create")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["admin", "manager", "cashier", "electrician", "viewer"]),
-              required=True)
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "manager", "cashier", "electrician", "viewer"]),
+    required=True,
+)
 def token_create(name: str, role: str) -> None:
     """Create an API token; the secret is printed once."""
     from app.domain.actors import SYSTEM
@@ -130,15 +141,21 @@ def ledger_verify() -> None:
         report = verify_ledger()
     for problem in report.problems:
         click.echo(problem, err=True)
-    click.echo(f"{report.accounts} ledger accounts, {report.entries} entries: "
-               + ("OK" if report.ok else f"{len(report.problems)} problems"))
+    click.echo(
+        f"{report.accounts} ledger accounts, {report.entries} entries: "
+        + ("OK" if report.ok else f"{len(report.problems)} problems")
+    )
     if not report.ok:
         sys.exit(1)
 
 
 @rollups_cli.command("rebuild")
-@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="First local day to recompute (YYYY-MM-DD); all days when omitted.")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="First local day to recompute (YYYY-MM-DD); all days when omitted.",
+)
 def rollups_rebuild(since) -> None:
     """Recompute the daily usage rollup from the readings."""
     from app.domain.actors import SYSTEM
@@ -170,6 +187,7 @@ def readings_import(path: str, batch: int) -> None:
             raise click.ClickException(f"the CSV lacks column(s): {', '.join(sorted(missing))}")
         for line, row in enumerate(reader, start=2):
             try:
+
                 def reg(name: str, row: dict = row) -> int | None:
                     value = (row.get(name) or "").strip()
                     return int(value) if value else None
@@ -177,8 +195,18 @@ def readings_import(path: str, batch: int) -> None:
                 total = reg("total")
                 if total is None:
                     raise ValueError("total is empty")
-                items.append(ReadingIn(serial=row["serial"].strip(), read_at=row["read_at"], total=total,
-                                       t1=reg("t1"), t2=reg("t2"), t3=reg("t3"), t4=reg("t4"), source="csv"))
+                items.append(
+                    ReadingIn(
+                        serial=row["serial"].strip(),
+                        read_at=row["read_at"],
+                        total=total,
+                        t1=reg("t1"),
+                        t2=reg("t2"),
+                        t3=reg("t3"),
+                        t4=reg("t4"),
+                        source="csv",
+                    )
+                )
             except ValueError as exc:
                 raise click.ClickException(f"line {line}: {exc}; nothing was imported") from None
     counts: dict[str, int] = {}
@@ -187,7 +215,9 @@ def readings_import(path: str, batch: int) -> None:
         validate(items, now)
     except DomainError as exc:
         index = int((exc.field or "readings.0").split(".")[1])
-        raise click.ClickException(f"line {index + 2}: {exc.message}; nothing was imported") from None
+        raise click.ClickException(
+            f"line {index + 2}: {exc.message}; nothing was imported"
+        ) from None
     try:
         with db.connection_context(), write_tx():
             for i in range(0, len(items), batch):
@@ -200,8 +230,12 @@ def readings_import(path: str, batch: int) -> None:
 
 
 @cli.command("simulate")
-@click.option("--site", "site_file", type=click.Path(exists=True, dir_okay=False),
-              help="Site description (TOML); without it the gateways and meters in the database.")
+@click.option(
+    "--site",
+    "site_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Site description (TOML); without it the gateways and meters in the database.",
+)
 @click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per real second.")
 def simulate(site_file: str | None, speed: float) -> None:
     """Run a simulated site: virtual RS-485 gateways on 127.0.0.1 with virtual meters."""
@@ -262,7 +296,8 @@ def probe_report(reading, kind: str) -> dict:
         out["purchase_count"] = reading.purchase_count
     if reading.supply is not None:
         out["valve" if kind == "water" else "relay"] = (
-            ("open" if reading.supply == "on" else "closed") if kind == "water" else reading.supply)
+            ("open" if reading.supply == "on" else "closed") if kind == "water" else reading.supply
+        )
     if reading.keep_power is not None:
         out["keep_power"] = reading.keep_power
     if reading.meter_time is not None:
@@ -274,17 +309,29 @@ def probe_report(reading, kind: str) -> dict:
 @click.option("--protocol", type=click.Choice(PROBE_PROTOCOLS), required=True)
 @click.option("--host", required=True)
 @click.option("--port", type=int, required=True)
-@click.option("--address", required=True, help="Meter address (DL/T 645: 12 digits; CJ/T 188: 14; Modbus: id)")
+@click.option(
+    "--address", required=True, help="Meter address (DL/T 645: 12 digits; CJ/T 188: 14; Modbus: id)"
+)
 @click.option("--profile", default="", help="Modbus register map name")
 @click.option("--kind", type=click.Choice(["electricity", "water"]), default=None)
 @click.option("--timeout", default=2.0, show_default=True)
 @click.option("--trip", "action", flag_value="trip", help="Open the relay (cut supply), confirmed.")
-@click.option("--close", "action", flag_value="close", help="Close the relay (restore supply), confirmed.")
+@click.option(
+    "--close", "action", flag_value="close", help="Close the relay (restore supply), confirmed."
+)
 @click.option("--keep-power", "action", flag_value="keep_power", help="Keep power on (保电).")
 @click.option("--valve-open", "action", flag_value="valve_open")
 @click.option("--valve-close", "action", flag_value="valve_close")
-def probe(protocol: str, host: str, port: int, address: str, profile: str, kind: str | None,
-          timeout: float, action: str | None) -> None:
+def probe(
+    protocol: str,
+    host: str,
+    port: int,
+    address: str,
+    profile: str,
+    kind: str | None,
+    timeout: float,
+    action: str | None,
+) -> None:
     """Read one meter through a TCP gateway and print everything it said as one JSON object;
     optionally send one confirmed command."""
     import asyncio
@@ -296,7 +343,9 @@ def probe(protocol: str, host: str, port: int, address: str, profile: str, kind:
     from workers.collector import make_driver
 
     kind = kind or ("water" if protocol == "cjt188" else "electricity")
-    gateway = Gateway(id=0, host=host, port=port, transport="modbus-tcp" if protocol == "modbus-tcp" else "serial")
+    gateway = Gateway(
+        id=0, host=host, port=port, transport="modbus-tcp" if protocol == "modbus-tcp" else "serial"
+    )
     ref = MeterRef(address=address, protocol=protocol, kind=kind, profile=profile)
 
     async def main() -> dict:
@@ -323,7 +372,9 @@ def probe(protocol: str, host: str, port: int, address: str, profile: str, kind:
                     raise
                 # Older meters speak DL/T 645-1997 only: try it before giving up.
                 old = MeterRef(address=address, protocol="dlt645-1997", kind=kind)
-                reading = await make_driver(gateway, "dlt645-1997", links, timeout=timeout).read(old)
+                reading = await make_driver(gateway, "dlt645-1997", links, timeout=timeout).read(
+                    old
+                )
                 result.update({"protocol": "dlt645-1997", "detected": True})
             result.update(probe_report(reading, kind))
             return result
@@ -338,7 +389,9 @@ def probe(protocol: str, host: str, port: int, address: str, profile: str, kind:
     try:
         click.echo(json.dumps(asyncio.run(main()), ensure_ascii=False))
     except NoAnswer:
-        raise click.ClickException(f"no answer from meter {address} via {host}:{port} ({protocol})") from None
+        raise click.ClickException(
+            f"no answer from meter {address} via {host}:{port} ({protocol})"
+        ) from None
     except Refused as exc:
         raise click.ClickException(f"meter {address} refused: {exc}") from None
     except (ConnectionError, ValueError) as exc:
@@ -362,9 +415,11 @@ def collect(forever: bool, every: float, force: bool) -> None:
             while True:
                 started = time.monotonic()
                 report = await collector.run_cycle(force=force)
-                click.echo(f"{report.gateways} gateways, {report.meters_read} read, {report.missed} missed, "
-                           f"{report.commands_confirmed}/{report.commands_sent} commands confirmed, "
-                           f"{report.seconds:.1f} s")
+                click.echo(
+                    f"{report.gateways} gateways, {report.meters_read} read, {report.missed} missed, "
+                    f"{report.commands_confirmed}/{report.commands_sent} commands confirmed, "
+                    f"{report.seconds:.1f} s"
+                )
                 if not forever:
                     return
                 await asyncio.sleep(max(every - (time.monotonic() - started), 0.5))
@@ -380,24 +435,51 @@ def collect(forever: bool, every: float, force: bool) -> None:
 @cli.command("mqtt")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="MD_MQTT_HOST")
 @click.option("--port", default=1883, show_default=True, envvar="MD_MQTT_PORT")
-@click.option("--topic", "topics", multiple=True,
-              help="Subscription filter, repeatable (default: the topics of every adapter).")
-@click.option("--client-id", default="meterdesk-ingest", show_default=True, envvar="MD_MQTT_CLIENT_ID",
-              help="Fixed and unique per ingestor: the broker keeps the session under it.")
+@click.option(
+    "--topic",
+    "topics",
+    multiple=True,
+    help="Subscription filter, repeatable (default: the topics of every adapter).",
+)
+@click.option(
+    "--client-id",
+    default="meterdesk-ingest",
+    show_default=True,
+    envvar="MD_MQTT_CLIENT_ID",
+    help="Fixed and unique per ingestor: the broker keeps the session under it.",
+)
 @click.option("--username", default=None, envvar="MD_MQTT_USERNAME")
 @click.option("--password", default=None, envvar="MD_MQTT_PASSWORD")
 @click.option("--batch-size", default=500, show_default=True)
 @click.option("--flush-interval", default=1.0, show_default=True)
-def mqtt_ingest(host: str, port: int, topics: tuple[str, ...], client_id: str, username: str | None,
-                password: str | None, batch_size: int, flush_interval: float) -> None:
+def mqtt_ingest(
+    host: str,
+    port: int,
+    topics: tuple[str, ...],
+    client_id: str,
+    username: str | None,
+    password: str | None,
+    batch_size: int,
+    flush_interval: float,
+) -> None:
     """Store meter readings pushed over MQTT (docs/mqtt.md) until SIGTERM."""
     import logging
 
     from app.devices.mqtt import DEFAULT_TOPICS, MqttIngestor
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    MqttIngestor(host, port, topics or DEFAULT_TOPICS, client_id=client_id, batch_size=batch_size,
-                 flush_interval=flush_interval, username=username, password=password).run_forever()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    MqttIngestor(
+        host,
+        port,
+        topics or DEFAULT_TOPICS,
+        client_id=client_id,
+        batch_size=batch_size,
+        flush_interval=flush_interval,
+        username=username,
+        password=password,
+    ).run_forever()
 
 
 # -- operations: backups, checks, health, the worker, moving databases -------------------------
@@ -432,7 +514,9 @@ def backup_now_command(label: str, print_path: bool) -> None:
     if print_path:
         click.echo(str(result.path))
         return
-    click.echo(f"backup {result.path} ({_size(result.size)}, {result.kind}, {result.seconds:.1f} s)")
+    click.echo(
+        f"backup {result.path} ({_size(result.size)}, {result.kind}, {result.seconds:.1f} s)"
+    )
     for old in result.removed:
         click.echo(f"removed old backup {old.name}")
 
@@ -476,8 +560,10 @@ def backup_restore_command(file: str, force: bool, yes: bool) -> None:
         result = restore(current_app.config, Path(file), force=force, echo=click.echo)
     except BackupError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"restored {file} into {result.database}: ledger OK ({result.ledger_accounts} accounts, "
-               f"{result.ledger_entries} entries), {sum(result.rows.values())} rows")
+    click.echo(
+        f"restored {file} into {result.database}: ledger OK ({result.ledger_accounts} accounts, "
+        f"{result.ledger_entries} entries), {sum(result.rows.values())} rows"
+    )
     if result.previous:
         click.echo(f"the replaced database is kept as {result.previous}")
     click.echo("start meterdesk again: systemctl start meterdesk-web meterdesk-worker")
@@ -502,8 +588,13 @@ def db_check() -> None:
 
 
 @db_cli.command("copy")
-@click.option("--to", "target", required=True, metavar="URL",
-              help="Target database, e.g. mysql://meterdesk:PASSWORD@127.0.0.1:3306/meterdesk")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="URL",
+    help="Target database, e.g. mysql://meterdesk:PASSWORD@127.0.0.1:3306/meterdesk",
+)
 @click.option("--chunk", default=1000, show_default=True, help="Rows per read.")
 @click.option("--force", is_flag=True, help="Copy even though meterdesk seems to be running.")
 def db_copy(target: str, chunk: int, force: bool) -> None:
@@ -520,7 +611,8 @@ def db_copy(target: str, chunk: int, force: bool) -> None:
         raise click.ClickException(
             f"meterdesk is running ({runlock.describe(busy)}): rows written during the copy would "
             "be missing from the target. Stop it first (systemctl stop meterdesk-web meterdesk-worker) "
-            "or pass --force.")
+            "or pass --force."
+        )
     try:
         with db.connection_context():
             report = copy_database(db.obj, target, chunk=chunk, echo=click.echo)
@@ -531,17 +623,23 @@ def db_copy(target: str, chunk: int, force: bool) -> None:
     for problem in report.target_ledger:
         click.echo(f"target ledger: {problem}", err=True)
     different = [t.table for t in report.tables if not t.ok]
-    click.echo(f"{len(report.tables)} tables, {report.rows} rows copied in {report.seconds:.1f} s; "
-               f"ledger on the target: {report.ledger_accounts} accounts, {report.ledger_entries} entries, "
-               + ("OK" if not report.target_ledger else f"{len(report.target_ledger)} problems"))
+    click.echo(
+        f"{len(report.tables)} tables, {report.rows} rows copied in {report.seconds:.1f} s; "
+        f"ledger on the target: {report.ledger_accounts} accounts, {report.ledger_entries} entries, "
+        + ("OK" if not report.target_ledger else f"{len(report.target_ledger)} problems")
+    )
     if not report.ok:
-        raise click.ClickException("the copy differs from the source"
-                                   + (f" (row counts: {', '.join(different)})" if different else "")
-                                   + "; do not switch to the target")
+        raise click.ClickException(
+            "the copy differs from the source"
+            + (f" (row counts: {', '.join(different)})" if different else "")
+            + "; do not switch to the target"
+        )
     shown = hide_password(target)
-    click.echo(f"all row counts equal. To switch: set database_url = \"{shown}\""
-               + (" (with the real password)" if shown != target else "")
-               + " in config.toml and restart meterdesk.")
+    click.echo(
+        f'all row counts equal. To switch: set database_url = "{shown}"'
+        + (" (with the real password)" if shown != target else "")
+        + " in config.toml and restart meterdesk."
+    )
 
 
 @user_cli.command("list")
@@ -611,8 +709,12 @@ def health_command(url: str | None, wait: float) -> None:
 
 @cli.command("worker")
 @click.option("--workers", "-w", default=2, show_default=True, help="Worker threads.")
-@click.option("--periodic/--no-periodic", default=True, show_default=True,
-              help="Run the periodic tasks (exactly one consumer per box does).")
+@click.option(
+    "--periodic/--no-periodic",
+    default=True,
+    show_default=True,
+    help="Run the periodic tasks (exactly one consumer per box does).",
+)
 def worker_command(workers: int, periodic: bool) -> None:
     """Run the task consumer (the meterdesk-worker unit): SIGINT finishes running tasks and stops."""
     from flask import current_app
@@ -625,9 +727,17 @@ def worker_command(workers: int, periodic: bool) -> None:
         raise click.ClickException(str(exc)) from None
 
 
-
-for group in (db_cli, user_cli, token_cli, demo_cli, ledger_cli, readings_cli, rollups_cli, backup_cli,
-              config_cli):
+for group in (
+    db_cli,
+    user_cli,
+    token_cli,
+    demo_cli,
+    ledger_cli,
+    readings_cli,
+    rollups_cli,
+    backup_cli,
+    config_cli,
+):
     cli.add_command(group)
 
 
@@ -637,4 +747,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -95,7 +95,9 @@ def lock_rows(table: str, ids: Iterable[int]) -> None:
     for i in range(0, len(ids), 1000):
         chunk = ids[i : i + 1000]
         marks = ", ".join(["%s"] * len(chunk))
-        db.execute_sql(f"SELECT id FROM `{table}` WHERE id IN ({marks}) ORDER BY id FOR UPDATE", chunk)
+        db.execute_sql(
+            f"SELECT id FROM `{table}` WHERE id IN ({marks}) ORDER BY id FOR UPDATE", chunk
+        )
 
 
 def after_commit(fn: Callable[[], Any]) -> None:
@@ -125,7 +127,9 @@ def insert_chunked(model: Any, rows: list[dict[str, Any]], chunk: int = 500) -> 
         model.insert_many(rows[i : i + per_insert]).execute()
 
 
-def bulk_update(table: str, key: str, assignments: list[str], rows: list[tuple], chunk: int = 500) -> None:
+def bulk_update(
+    table: str, key: str, assignments: list[str], rows: list[tuple], chunk: int = 500
+) -> None:
     """Update many rows by key in as few statements as the backend allows.
 
     ``assignments`` are SQL fragments with ``{}`` where the row's value goes, e.g.
@@ -150,4 +154,6 @@ def bulk_update(table: str, key: str, assignments: list[str], rows: list[tuple],
         part = rows[i : i + chunk]
         derived = f"SELECT {cols}" + "".join(f" UNION ALL SELECT {row_sql}" for _ in part[1:])
         params = [v for row in part for v in row]
-        db.execute_sql(f"UPDATE `{table}` t JOIN ({derived}) v ON t.`{key}` = v.k SET {sets}", params)
+        db.execute_sql(
+            f"UPDATE `{table}` t JOIN ({derived}) v ON t.`{key}` = v.k SET {sets}", params
+        )

@@ -22,19 +22,58 @@ CODE = "MALL01"
 TOU = {
     "prices": {"sharp": 12900, "peak": 10800, "flat": 7200, "valley": 3600},
     "segments": [
-        {"start": "00:00", "rate": "valley"}, {"start": "08:00", "rate": "flat"},
-        {"start": "10:00", "rate": "peak"}, {"start": "12:00", "rate": "flat"},
-        {"start": "14:00", "rate": "peak"}, {"start": "19:00", "rate": "sharp"},
-        {"start": "21:00", "rate": "peak"}, {"start": "22:00", "rate": "flat"},
+        {"start": "00:00", "rate": "valley"},
+        {"start": "08:00", "rate": "flat"},
+        {"start": "10:00", "rate": "peak"},
+        {"start": "12:00", "rate": "flat"},
+        {"start": "14:00", "rate": "peak"},
+        {"start": "19:00", "rate": "sharp"},
+        {"start": "21:00", "rate": "peak"},
+        {"start": "22:00", "rate": "flat"},
         {"start": "23:00", "rate": "valley"},
     ],
 }
 SHOP_NAMES = [
-    "川味小馆", "鲜果时光", "星巴克咖啡", "周记面馆", "美甲工作室", "晨光文具", "优品便利店", "小米之家",
-    "潮流服饰", "童趣玩具", "老北京布鞋", "茶颜悦色", "眼镜天地", "华为授权店", "花间花艺", "书香阁",
-    "麦香烘焙", "火锅大院", "韩式烤肉", "宠物乐园", "运动天地", "母婴之家", "金店珠宝", "数码维修",
-    "理发造型", "健身工作室", "寿司料理", "奶茶铺子", "药房", "干洗店", "电竞网咖", "按摩养生",
-    "家纺生活", "珍珠奶茶", "烧烤夜市", "早餐铺", "香水专柜", "箱包皮具", "钟表维修", "音乐教室",
+    "川味小馆",
+    "鲜果时光",
+    "星巴克咖啡",
+    "周记面馆",
+    "美甲工作室",
+    "晨光文具",
+    "优品便利店",
+    "小米之家",
+    "潮流服饰",
+    "童趣玩具",
+    "老北京布鞋",
+    "茶颜悦色",
+    "眼镜天地",
+    "华为授权店",
+    "花间花艺",
+    "书香阁",
+    "麦香烘焙",
+    "火锅大院",
+    "韩式烤肉",
+    "宠物乐园",
+    "运动天地",
+    "母婴之家",
+    "金店珠宝",
+    "数码维修",
+    "理发造型",
+    "健身工作室",
+    "寿司料理",
+    "奶茶铺子",
+    "药房",
+    "干洗店",
+    "电竞网咖",
+    "按摩养生",
+    "家纺生活",
+    "珍珠奶茶",
+    "烧烤夜市",
+    "早餐铺",
+    "香水专柜",
+    "箱包皮具",
+    "钟表维修",
+    "音乐教室",
 ]
 
 
@@ -53,16 +92,49 @@ def load_demo(password_file: str, now: dt.datetime | None = None) -> str:
 
     rng = random.Random(20261122)
     start = now - dt.timedelta(hours=48)
-    prop = create_property(code=CODE, name="星河广场 Galaxy Plaza", catalog_price=6500,
-                           service_fee_bp=300, voltage_class="不满1千伏", actor=SYSTEM, now=start)
-    tou = create_tariff(prop, name="商业分时电价", utility="electricity", kind="tou", spec=TOU,
-                        effective_from=start - dt.timedelta(days=365), actor=SYSTEM, now=start)
-    create_tariff(prop, name="公共区域单一电价", utility="electricity", kind="flat", spec={"price": 7000},
-                  effective_from=start - dt.timedelta(days=365), actor=SYSTEM, now=start)
-    water = create_tariff(prop, name="商业用水", utility="water", kind="flat", spec={"price": 52000},
-                          effective_from=start - dt.timedelta(days=365), actor=SYSTEM, now=start)
+    prop = create_property(
+        code=CODE,
+        name="星河广场 Galaxy Plaza",
+        catalog_price=6500,
+        service_fee_bp=300,
+        voltage_class="不满1千伏",
+        actor=SYSTEM,
+        now=start,
+    )
+    tou = create_tariff(
+        prop,
+        name="商业分时电价",
+        utility="electricity",
+        kind="tou",
+        spec=TOU,
+        effective_from=start - dt.timedelta(days=365),
+        actor=SYSTEM,
+        now=start,
+    )
+    create_tariff(
+        prop,
+        name="公共区域单一电价",
+        utility="electricity",
+        kind="flat",
+        spec={"price": 7000},
+        effective_from=start - dt.timedelta(days=365),
+        actor=SYSTEM,
+        now=start,
+    )
+    water = create_tariff(
+        prop,
+        name="商业用水",
+        utility="water",
+        kind="flat",
+        spec={"price": 52000},
+        effective_from=start - dt.timedelta(days=365),
+        actor=SYSTEM,
+        now=start,
+    )
     gateways = {
-        b: create_gateway(prop, name=f"{b} 弱电井网关", host="127.0.0.1", port=17000 + i, actor=SYSTEM, now=start)
+        b: create_gateway(
+            prop, name=f"{b} 弱电井网关", host="127.0.0.1", port=17000 + i, actor=SYSTEM, now=start
+        )
         for i, b in enumerate(("A座", "B座"), start=1)
     }
     n = 0
@@ -71,24 +143,74 @@ def load_demo(password_file: str, now: dt.datetime | None = None) -> str:
             for k in range(1, 11):
                 n += 1
                 number = f"{building[0]}{floor}{k:02d}"
-                room = add_room(prop, building=building, floor=floor, number=number,
-                                area_cm2=rng.randint(30, 180) * 10000, actor=SYSTEM, now=start)
-                tenant = create_tenant(prop, name=SHOP_NAMES[n - 1], phones=f"1380000{n:04d}",
-                                       contact=f"店长{n}", actor=SYSTEM, now=start)
-                meters = [MeterStart(create_meter(
-                    prop, serial=f"E{2026000 + n}", kind="electricity", address=f"{n:012d}",
-                    gateway=gateways[building], room=room, actor=SYSTEM, now=start,
-                ), rng.randint(100_00, 90_000_00))]
+                room = add_room(
+                    prop,
+                    building=building,
+                    floor=floor,
+                    number=number,
+                    area_cm2=rng.randint(30, 180) * 10000,
+                    actor=SYSTEM,
+                    now=start,
+                )
+                tenant = create_tenant(
+                    prop,
+                    name=SHOP_NAMES[n - 1],
+                    phones=f"1380000{n:04d}",
+                    contact=f"店长{n}",
+                    actor=SYSTEM,
+                    now=start,
+                )
+                meters = [
+                    MeterStart(
+                        create_meter(
+                            prop,
+                            serial=f"E{2026000 + n}",
+                            kind="electricity",
+                            address=f"{n:012d}",
+                            gateway=gateways[building],
+                            room=room,
+                            actor=SYSTEM,
+                            now=start,
+                        ),
+                        rng.randint(100_00, 90_000_00),
+                    )
+                ]
                 if n % 2 == 0:
-                    meters.append(MeterStart(create_meter(
-                        prop, serial=f"W{2026000 + n}", kind="water", protocol="cjt188",
-                        address=f"{n:014d}", gateway=gateways[building], room=room, actor=SYSTEM, now=start,
-                    ), rng.randint(1_000_000, 90_000_000)))
-                acct = open_account(prop, tenant=tenant, meters=meters, room=room, tariff_electricity=tou,
-                                    tariff_water=water if n % 2 == 0 else None, actor=SYSTEM, now=start)
+                    meters.append(
+                        MeterStart(
+                            create_meter(
+                                prop,
+                                serial=f"W{2026000 + n}",
+                                kind="water",
+                                protocol="cjt188",
+                                address=f"{n:014d}",
+                                gateway=gateways[building],
+                                room=room,
+                                actor=SYSTEM,
+                                now=start,
+                            ),
+                            rng.randint(1_000_000, 90_000_000),
+                        )
+                    )
+                acct = open_account(
+                    prop,
+                    tenant=tenant,
+                    meters=meters,
+                    room=room,
+                    tariff_electricity=tou,
+                    tariff_water=water if n % 2 == 0 else None,
+                    actor=SYSTEM,
+                    now=start,
+                )
                 amount = rng.choice([8000, 15000, 30000, 50000, 100000, 200000])
-                sell(acct, amount_fen=amount, method=rng.choice(["cash", "wechat", "alipay", "card"]),
-                     idempotency_key=f"demo-{CODE}-{n}", actor=SYSTEM, now=start)
+                sell(
+                    acct,
+                    amount_fen=amount,
+                    method=rng.choice(["cash", "wechat", "alipay", "card"]),
+                    idempotency_key=f"demo-{CODE}-{n}",
+                    actor=SYSTEM,
+                    now=start,
+                )
     _demo_readings(rng, start, now)
     accounts = Account.select().where(Account.property == prop).count()
     return f"demo property {CODE} loaded: {accounts} accounts. {login}"

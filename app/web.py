@@ -147,15 +147,19 @@ def register_web(app: Flask) -> None:
         g.user = None
         uid = session.get("uid")
         if uid and request.endpoint != "static":
-            user = User.get_or_none((User.id == uid) & (User.active == True))  # noqa: E712
+            user = User.get_or_none((User.id == uid) & (User.active == True))
             now = utcnow()
             idle = app.permanent_session_lifetime
             try:
                 seen = dt.datetime.fromisoformat(session.get("seen", ""))
             except (TypeError, ValueError):
                 seen = None
-            if (user is not None and session.get("pw") == user.password_hash[-12:]
-                    and seen is not None and now - seen <= idle):
+            if (
+                user is not None
+                and session.get("pw") == user.password_hash[-12:]
+                and seen is not None
+                and now - seen <= idle
+            ):
                 g.user = user
                 g.property_language = _property_language()
                 if now - seen > dt.timedelta(minutes=1):  # keep the cookie quiet between clicks
@@ -216,4 +220,6 @@ def register_web(app: Flask) -> None:
     app.jinja_env.filters["kwh"] = lambda cwh: _grouped(int(cwh or 0), 2)
     app.jinja_env.filters["m3"] = lambda litres: _grouped(int(litres or 0), 3)
     app.jinja_env.filters["number"] = lambda n: _grouped(int(n or 0), 0)
-    app.jinja_env.filters["dt"] = lambda value: format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
+    app.jinja_env.filters["dt"] = lambda value: (
+        format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
+    )

@@ -74,13 +74,15 @@ def database_url(migrated_template, tmp_path):
 
 @pytest.fixture
 def app(database_url, tmp_path):
-    application = create_app({
-        "TESTING": True,
-        "DATABASE_URL": database_url,
-        "STATE_DIR": str(tmp_path / "state"),
-        "SECRET_KEY": "test-secret",
-        "HUEY_IMMEDIATE": True,
-    })
+    application = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "STATE_DIR": str(tmp_path / "state"),
+            "SECRET_KEY": "test-secret",
+            "HUEY_IMMEDIATE": True,
+        }
+    )
     # Like a request: tasks run inside the test (huey immediate mode) open their own
     # connection context and must not close the test's connection.
     # (Bound to this test's database object: a test may re-bind the proxy, e.g. a restore.)

@@ -14,9 +14,12 @@ from app.models import Account, Meter, Property, Tariff
 TOU_SPEC = {
     "prices": {"sharp": 12000, "peak": 9800, "flat": 7000, "valley": 3200},
     "segments": [
-        {"start": "00:00", "rate": "valley"}, {"start": "08:00", "rate": "flat"},
-        {"start": "10:00", "rate": "peak"}, {"start": "19:00", "rate": "sharp"},
-        {"start": "21:00", "rate": "flat"}, {"start": "23:00", "rate": "valley"},
+        {"start": "00:00", "rate": "valley"},
+        {"start": "08:00", "rate": "flat"},
+        {"start": "10:00", "rate": "peak"},
+        {"start": "19:00", "rate": "sharp"},
+        {"start": "21:00", "rate": "flat"},
+        {"start": "23:00", "rate": "valley"},
     ],
 }
 
@@ -34,35 +37,100 @@ class Site:
     def prefix(self) -> str:
         return "" if self.prop.code == "P1" else f"{self.prop.code}-"
 
-    def account(self, *, tariff: Tariff | None = None, kinds=("electricity",), initial: int | None = 0,
-                multiplier: int = 1, alarm1_fen: int = 5000, alarm2_fen: int = 2000,
-                credit_limit_fen: int = 0, at: dt.datetime | None = None) -> tuple[Account, list[Meter]]:
+    def account(
+        self,
+        *,
+        tariff: Tariff | None = None,
+        kinds=("electricity",),
+        initial: int | None = 0,
+        multiplier: int = 1,
+        alarm1_fen: int = 5000,
+        alarm2_fen: int = 2000,
+        credit_limit_fen: int = 0,
+        at: dt.datetime | None = None,
+    ) -> tuple[Account, list[Meter]]:
         self._n += 1
         at = at or self.now
-        room = add_room(self.prop, building="A", floor="1", number=f"R{self._n}", area_cm2=500000,
-                        actor=SYSTEM, now=at)
-        tenant = create_tenant(self.prop, name=f"Tenant {self._n}", phones="13800000000",
-                               actor=SYSTEM, now=at)
+        room = add_room(
+            self.prop,
+            building="A",
+            floor="1",
+            number=f"R{self._n}",
+            area_cm2=500000,
+            actor=SYSTEM,
+            now=at,
+        )
+        tenant = create_tenant(
+            self.prop, name=f"Tenant {self._n}", phones="13800000000", actor=SYSTEM, now=at
+        )
         meters = [
-            MeterStart(create_meter(self.prop, serial=f"{self.prefix}{kind[0].upper()}{self._n:05d}", kind=kind,
-                                    multiplier=multiplier, actor=SYSTEM, now=at), initial)
+            MeterStart(
+                create_meter(
+                    self.prop,
+                    serial=f"{self.prefix}{kind[0].upper()}{self._n:05d}",
+                    kind=kind,
+                    multiplier=multiplier,
+                    actor=SYSTEM,
+                    now=at,
+                ),
+                initial,
+            )
             for kind in kinds
         ]
-        acct = open_account(self.prop, tenant=tenant, meters=meters, room=room,
-                            tariff_electricity=tariff or self.flat, tariff_water=self.water,
-                            alarm1_fen=alarm1_fen, alarm2_fen=alarm2_fen,
-                            credit_limit_fen=credit_limit_fen, actor=SYSTEM, now=at)
+        acct = open_account(
+            self.prop,
+            tenant=tenant,
+            meters=meters,
+            room=room,
+            tariff_electricity=tariff or self.flat,
+            tariff_water=self.water,
+            alarm1_fen=alarm1_fen,
+            alarm2_fen=alarm2_fen,
+            credit_limit_fen=credit_limit_fen,
+            actor=SYSTEM,
+            now=at,
+        )
         return acct, [Meter.get_by_id(ms.meter.id) for ms in meters]
 
 
 def make_site(now: dt.datetime, *, service_fee_bp: int = 300, code: str = "P1") -> Site:
     long_ago = now - dt.timedelta(days=400)
-    prop = create_property(code=code, name="Test Plaza", catalog_price=6500, service_fee_bp=service_fee_bp,
-                           actor=SYSTEM, now=long_ago)
-    flat = create_tariff(prop, name="flat", utility="electricity", kind="flat", spec={"price": 7000},
-                         effective_from=long_ago, actor=SYSTEM, now=long_ago)
-    tou = create_tariff(prop, name="tou", utility="electricity", kind="tou", spec=TOU_SPEC,
-                        effective_from=long_ago, actor=SYSTEM, now=long_ago)
-    water = create_tariff(prop, name="water", utility="water", kind="flat", spec={"price": 50000},
-                          effective_from=long_ago, actor=SYSTEM, now=long_ago)
+    prop = create_property(
+        code=code,
+        name="Test Plaza",
+        catalog_price=6500,
+        service_fee_bp=service_fee_bp,
+        actor=SYSTEM,
+        now=long_ago,
+    )
+    flat = create_tariff(
+        prop,
+        name="flat",
+        utility="electricity",
+        kind="flat",
+        spec={"price": 7000},
+        effective_from=long_ago,
+        actor=SYSTEM,
+        now=long_ago,
+    )
+    tou = create_tariff(
+        prop,
+        name="tou",
+        utility="electricity",
+        kind="tou",
+        spec=TOU_SPEC,
+        effective_from=long_ago,
+        actor=SYSTEM,
+        now=long_ago,
+    )
+    water = create_tariff(
+        prop,
+        name="water",
+        utility="water",
+        kind="flat",
+        spec={"price": 50000},
+        effective_from=long_ago,
+        actor=SYSTEM,
+        now=long_ago,
+    )
     return Site(prop=prop, flat=flat, tou=tou, water=water, now=now)

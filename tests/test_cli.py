@@ -30,7 +30,9 @@ def test_db_status_lists_applied_migrations(runner):
 
 
 def test_user_and_token_creation(runner):
-    result = runner.invoke(user_cli, ["create", "wang", "--role", "cashier", "--password", "secret-pass"])
+    result = runner.invoke(
+        user_cli, ["create", "wang", "--role", "cashier", "--password", "secret-pass"]
+    )
     assert result.exit_code == 0, result.output
     assert User.get(User.username == "wang").role == "cashier"
     short = runner.invoke(user_cli, ["create", "li", "--password", "short"])
@@ -45,18 +47,24 @@ def test_readings_import_from_csv(runner, site, now, tmp_path):
     t1 = (now + dt.timedelta(hours=1)).isoformat() + "Z"
     t2 = (now + dt.timedelta(hours=2)).isoformat() + "+00:00"
     path = tmp_path / "r.csv"
-    path.write_text(f"serial,read_at,total\n{meter.serial},{t1},100\n{meter.serial},{t2},300\n{meter.serial},{t2},300\n")
+    path.write_text(
+        f"serial,read_at,total\n{meter.serial},{t1},100\n{meter.serial},{t2},300\n{meter.serial},{t2},300\n"
+    )
     result = runner.invoke(readings_cli, ["import", str(path)])
     assert result.exit_code == 0, result.output
     assert "accepted: 2" in result.output and "duplicate: 1" in result.output
     assert Meter.get_by_id(meter.id).last_total == 300
 
 
-def test_readings_import_with_a_broken_row_names_the_line_and_imports_nothing(runner, site, now, tmp_path):
+def test_readings_import_with_a_broken_row_names_the_line_and_imports_nothing(
+    runner, site, now, tmp_path
+):
     acct, (meter,) = site.account()
     t1 = (now + dt.timedelta(hours=1)).isoformat()
     path = tmp_path / "r.csv"
-    path.write_text(f"serial,read_at,total\n{meter.serial},{t1},100\n{meter.serial},not-a-time,300\n")
+    path.write_text(
+        f"serial,read_at,total\n{meter.serial},{t1},100\n{meter.serial},not-a-time,300\n"
+    )
     result = runner.invoke(readings_cli, ["import", str(path)])
     assert result.exit_code != 0 and "line 3" in result.output
     path.write_text(f"serial,read_at,total\n{meter.serial},{t1},abc\n")

@@ -15,7 +15,9 @@ def csrf(client):
 
 def login(client, username, password="password123"):
     client.get("/login")
-    r = client.post("/login", data={"username": username, "password": password, "csrf_token": csrf(client)})
+    r = client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": csrf(client)}
+    )
     client.get("/login")  # a fresh session gets its CSRF token on the next page
     return r
 
@@ -45,12 +47,17 @@ def test_login_without_csrf_token_is_rejected(client, users):
 
 def test_cross_site_post_is_rejected(client, users):
     client.get("/login")
-    r = client.post("/login", data={"username": "cashier", "password": "password123", "csrf_token": csrf(client)},
-                    headers={"Sec-Fetch-Site": "cross-site"})
+    r = client.post(
+        "/login",
+        data={"username": "cashier", "password": "password123", "csrf_token": csrf(client)},
+        headers={"Sec-Fetch-Site": "cross-site"},
+    )
     assert r.status_code == 403
 
 
-def test_accounts_page_lists_balances_and_search_returns_a_partial_for_htmx(client, users, site, now):
+def test_accounts_page_lists_balances_and_search_returns_a_partial_for_htmx(
+    client, users, site, now
+):
     acct, _ = site.account()
     sell(acct, amount_fen=10000, method="cash", idempotency_key="a", actor=SYSTEM, now=now)
     login(client, "viewer")
@@ -68,10 +75,18 @@ def test_cashier_sells_through_the_form_and_gets_a_receipt(client, users, site):
     login(client, "cashier")
     form = client.get(f"/accounts/{acct.id}/sale")
     request_id = re.search(r'name="request_id" value="([0-9a-f]+)"', form.text).group(1)
-    preview = client.post(f"/accounts/{acct.id}/sale/preview", data={"amount": "100", "csrf_token": csrf(client)},
-                          headers={"HX-Request": "true"})
+    preview = client.post(
+        f"/accounts/{acct.id}/sale/preview",
+        data={"amount": "100", "csrf_token": csrf(client)},
+        headers={"HX-Request": "true"},
+    )
     assert "¥3.00" in preview.text and "¥97.00" in preview.text
-    data = {"amount": "100", "method": "alipay", "request_id": request_id, "csrf_token": csrf(client)}
+    data = {
+        "amount": "100",
+        "method": "alipay",
+        "request_id": request_id,
+        "csrf_token": csrf(client),
+    }
     first = client.post(f"/accounts/{acct.id}/sale", data=data)
     second = client.post(f"/accounts/{acct.id}/sale", data=data)  # double click / resubmit
     assert first.status_code == second.status_code == 303
@@ -85,32 +100,45 @@ def test_cashier_sells_through_the_form_and_gets_a_receipt(client, users, site):
 def test_an_htmx_sale_answers_with_hx_redirect_not_a_3xx(client, users, site):
     acct, _ = site.account()
     login(client, "cashier")
-    r = client.post(f"/accounts/{acct.id}/sale",
-                    data={"amount": "10", "method": "cash", "request_id": "hx1", "csrf_token": csrf(client)},
-                    headers={"HX-Request": "true"})
+    r = client.post(
+        f"/accounts/{acct.id}/sale",
+        data={"amount": "10", "method": "cash", "request_id": "hx1", "csrf_token": csrf(client)},
+        headers={"HX-Request": "true"},
+    )
     assert r.status_code == 200 and r.headers["HX-Redirect"].endswith("/receipt")
 
 
 def test_a_bad_amount_shows_the_message_next_to_the_field_and_sells_nothing(client, users, site):
     acct, _ = site.account()
     login(client, "cashier")
-    r = client.post(f"/accounts/{acct.id}/sale",
-                    data={"amount": "12.345", "method": "cash", "request_id": "x", "csrf_token": csrf(client)},
-                    headers={"HX-Request": "true"})
+    r = client.post(
+        f"/accounts/{acct.id}/sale",
+        data={"amount": "12.345", "method": "cash", "request_id": "x", "csrf_token": csrf(client)},
+        headers={"HX-Request": "true"},
+    )
     assert r.status_code == 422 and 'aria-invalid="true"' in r.text
     assert Sale.select().count() == 0
 
 
 def test_cashier_cannot_reverse_but_a_manager_can(client, users, site, now):
     acct, _ = site.account()
-    sale = sell(acct, amount_fen=1000, method="cash", idempotency_key="a", actor=SYSTEM, now=now).sale
+    sale = sell(
+        acct, amount_fen=1000, method="cash", idempotency_key="a", actor=SYSTEM, now=now
+    ).sale
     login(client, "cashier")
     page = client.get(f"/accounts/{acct.id}")
     assert "Reverse" not in page.text and "冲正" not in page.text
-    assert client.post(f"/sales/{sale.id}/reverse", data={"reason": "x", "csrf_token": csrf(client)}).status_code == 403
+    assert (
+        client.post(
+            f"/sales/{sale.id}/reverse", data={"reason": "x", "csrf_token": csrf(client)}
+        ).status_code
+        == 403
+    )
     client.post("/logout", data={"csrf_token": csrf(client)})
     login(client, "manager")
-    r = client.post(f"/sales/{sale.id}/reverse", data={"reason": "wrong room", "csrf_token": csrf(client)})
+    r = client.post(
+        f"/sales/{sale.id}/reverse", data={"reason": "wrong room", "csrf_token": csrf(client)}
+    )
     assert r.status_code == 303
     assert Sale.get_by_id(sale.id).reversed_by == "manager"
 
@@ -152,7 +180,9 @@ def test_healthz_reports_the_database(client):
 
 def test_an_electrician_sees_the_balance_but_not_the_sales_amounts(client, users, site):
     acct, _ = site.account()
-    sell(acct, amount_fen=123_400, method="cash", idempotency_key="elec", actor=SYSTEM, now=site.now)
+    sell(
+        acct, amount_fen=123_400, method="cash", idempotency_key="elec", actor=SYSTEM, now=site.now
+    )
     login(client, "electrician")
     page = client.get(f"/accounts/{acct.id}").text
     assert "¥1,196.98" in page  # the balance (net of the 3 % fee)

@@ -27,7 +27,14 @@ def users(app, now):
 
 def _funded(site, amount_fen=100_000):
     acct, meters = site.account()
-    sell(acct, amount_fen=amount_fen, method="cash", idempotency_key=f"k{acct.id}", actor=SYSTEM, now=site.now)
+    sell(
+        acct,
+        amount_fen=amount_fen,
+        method="cash",
+        idempotency_key=f"k{acct.id}",
+        actor=SYSTEM,
+        now=site.now,
+    )
     return acct, meters[0]
 
 
@@ -83,7 +90,9 @@ def test_grid_pages_by_serial(client, users, site, now):
         create_meter(site.prop, serial=f"S{i:04d}", kind="electricity", actor=SYSTEM, now=now)
     login(client, "viewer")
     first = client.get("/meters").text
-    assert 'id="run-batch"' not in first and 'id="export"' in first  # viewers export but run nothing
+    assert (
+        'id="run-batch"' not in first and 'id="export"' in first
+    )  # viewers export but run nothing
     second = client.get("/meters?page=2").text
     assert "S0000" in first and "S0049" in first and "S0050" not in first
     assert "S0050" in second and "S0054" in second and "S0000" not in second
@@ -91,11 +100,18 @@ def test_grid_pages_by_serial(client, users, site, now):
 
 
 def _trip_form(client, ids, **extra):
-    return {"action": "trip", "reason": "maintenance", "meter_id": [str(i) for i in ids],
-            "csrf_token": csrf(client), **extra}
+    return {
+        "action": "trip",
+        "reason": "maintenance",
+        "meter_id": [str(i) for i in ids],
+        "csrf_token": csrf(client),
+        **extra,
+    }
 
 
-def test_batch_trip_of_20_meters_queues_off_commands_and_finishes_20_of_20(client, users, site, now):
+def test_batch_trip_of_20_meters_queues_off_commands_and_finishes_20_of_20(
+    client, users, site, now
+):
     meters = [_funded(site)[1] for _ in range(20)]
     login(client, "electrician")
     r = client.post("/meters/batch", data=_trip_form(client, [m.id for m in meters]))
@@ -105,8 +121,16 @@ def test_batch_trip_of_20_meters_queues_off_commands_and_finishes_20_of_20(clien
     assert (run.status, run.total, run.done, run.failed) == ("done", 20, 20, 0)
     for m in meters:
         assert Meter.get_by_id(m.id).relay_desired == "off"
-        assert Command.select().where((Command.meter == m.id) & (Command.kind == "relay_off")
-                                      & (Command.status == "pending")).count() == 1
+        assert (
+            Command.select()
+            .where(
+                (Command.meter == m.id)
+                & (Command.kind == "relay_off")
+                & (Command.status == "pending")
+            )
+            .count()
+            == 1
+        )
     page = client.get(r.headers["Location"])
     assert '<progress max="20" value="20"' in page.text
     assert 'hx-trigger="every 1s"' not in page.text  # finished: no more polling
@@ -117,8 +141,13 @@ def test_a_missing_or_stock_meter_is_a_recorded_failure_and_the_rest_run(app, si
     _, good = _funded(site)
     stock = create_meter(site.prop, serial="STOCK9", kind="electricity", actor=SYSTEM, now=now)
     missing = good.id + stock.id + 1000
-    run = start_batch("trip", [good.id, stock.id, missing], actor=Actor("e", "electrician"), now=now,
-                      params={"reason": "test"})
+    run = start_batch(
+        "trip",
+        [good.id, stock.id, missing],
+        actor=Actor("e", "electrician"),
+        now=now,
+        params={"reason": "test"},
+    )
     run = run_batch(run.id, now=now, chunk=2)
     assert (run.status, run.total, run.done, run.failed) == ("done", 3, 1, 2)
     failed = {f["meter_id"]: f for f in json.loads(run.failures)}
@@ -133,7 +162,12 @@ def test_running_a_batch_again_does_not_repeat_it(app, site, now):
     run_batch(run.id, now=now)
     again = run_batch(run.id, now=now + dt.timedelta(minutes=1))
     assert (again.done, again.failed, again.position) == (3, 0, 3)
-    assert Command.select().where((Command.kind == "relay_off") & (Command.status == "pending")).count() == 3
+    assert (
+        Command.select()
+        .where((Command.kind == "relay_off") & (Command.status == "pending"))
+        .count()
+        == 3
+    )
     assert AuditLog.select().where(AuditLog.action == "meter.force_off").count() == 3
 
 
@@ -151,12 +185,16 @@ def test_select_all_matching_the_filter_takes_every_matching_meter(client, users
     arrears = [site.account()[1][0] for _ in range(3)]
     _, normal = _funded(site)
     login(client, "manager")
-    r = client.post("/meters/batch", data={"action": "read", "scope": "filter", "status": "arrears",
-                                           "csrf_token": csrf(client)})
+    r = client.post(
+        "/meters/batch",
+        data={"action": "read", "scope": "filter", "status": "arrears", "csrf_token": csrf(client)},
+    )
     assert r.status_code == 303
     run = BatchRun.get()
     assert sorted(json.loads(run.meter_ids)) == sorted(m.id for m in arrears)
-    assert not Command.select().where((Command.meter == normal.id) & (Command.kind == "read")).exists()
+    assert (
+        not Command.select().where((Command.meter == normal.id) & (Command.kind == "read")).exists()
+    )
 
 
 @pytest.mark.parametrize("role", ["cashier", "viewer"])
@@ -166,14 +204,24 @@ def test_cashier_and_viewer_cannot_run_batches(client, users, site, role):
     r = client.post("/meters/batch", data=_trip_form(client, [m.id]))
     assert r.status_code == 403
     assert BatchRun.select().count() == 0 and Meter.get_by_id(m.id).relay_desired == "on"
-    assert client.post(f"/meters/{m.id}/action", data={"action": "trip", "reason": "x",
-                                                       "csrf_token": csrf(client)}).status_code == 403
+    assert (
+        client.post(
+            f"/meters/{m.id}/action",
+            data={"action": "trip", "reason": "x", "csrf_token": csrf(client)},
+        ).status_code
+        == 403
+    )
 
 
 def test_electrician_cannot_push_prices_but_a_manager_can(client, users, site, now):
     _, m = _funded(site)
     login(client, "electrician")
-    data = {"action": "push_price", "tariff_id": str(site.tou.id), "meter_id": [str(m.id)], "csrf_token": csrf(client)}
+    data = {
+        "action": "push_price",
+        "tariff_id": str(site.tou.id),
+        "meter_id": [str(m.id)],
+        "csrf_token": csrf(client),
+    }
     assert client.post("/meters/batch", data=data).status_code == 403
     client.post("/logout", data={"csrf_token": csrf(client)})
     login(client, "manager")
@@ -195,8 +243,16 @@ def test_a_batch_without_a_reason_or_selection_is_refused_with_a_message(client,
 def test_push_thresholds_sets_the_alarm_levels_of_the_accounts(client, users, site):
     acct, m = _funded(site, 10_000)  # 97.00 net
     login(client, "manager")
-    r = client.post("/meters/batch", data={"action": "push_thresholds", "alarm1": "120", "alarm2": "100",
-                                           "meter_id": [str(m.id)], "csrf_token": csrf(client)})
+    r = client.post(
+        "/meters/batch",
+        data={
+            "action": "push_thresholds",
+            "alarm1": "120",
+            "alarm2": "100",
+            "meter_id": [str(m.id)],
+            "csrf_token": csrf(client),
+        },
+    )
     assert r.status_code == 303
     from app.models import Account
 
@@ -231,12 +287,20 @@ def test_batch_list_and_progress_poll_while_running(client, users, site, now):
 def test_meter_detail_shows_commands_and_single_actions_for_electricians(client, users, site):
     _, m = _funded(site)
     login(client, "electrician")
-    r = client.post(f"/meters/{m.id}/action", data={"action": "trip", "reason": "fault", "csrf_token": csrf(client)})
+    r = client.post(
+        f"/meters/{m.id}/action",
+        data={"action": "trip", "reason": "fault", "csrf_token": csrf(client)},
+    )
     assert r.status_code == 303
     page = client.get(f"/meters/{m.id}").text
     assert 'name="action" value="restore"' in page
-    assert "<td>分闸</td>" in page and "<td>待发送</td>" in page  # the queued relay_off command, pending
-    missing = client.post(f"/meters/{m.id}/action", data={"action": "restore", "reason": "", "csrf_token": csrf(client)})
+    assert (
+        "<td>分闸</td>" in page and "<td>待发送</td>" in page
+    )  # the queued relay_off command, pending
+    missing = client.post(
+        f"/meters/{m.id}/action",
+        data={"action": "restore", "reason": "", "csrf_token": csrf(client)},
+    )
     assert missing.status_code == 422
     client.post("/logout", data={"csrf_token": csrf(client)})
     login(client, "viewer")
@@ -244,10 +308,14 @@ def test_meter_detail_shows_commands_and_single_actions_for_electricians(client,
 
 
 def test_gateways_page_lists_link_status_and_counters(client, users, site, now):
-    gw = create_gateway(site.prop, name="GW-East", host="10.0.0.9", port=4001, actor=SYSTEM, now=now)
+    gw = create_gateway(
+        site.prop, name="GW-East", host="10.0.0.9", port=4001, actor=SYSTEM, now=now
+    )
     from app.models import Gateway
 
-    Gateway.update(online=False, frames_ok=120, frames_bad=7, timeouts=31).where(Gateway.id == gw.id).execute()
+    Gateway.update(online=False, frames_ok=120, frames_bad=7, timeouts=31).where(
+        Gateway.id == gw.id
+    ).execute()
     login(client, "viewer")
     text = client.get("/gateways").text
     assert "GW-East" in text and ">31<" in text and ">7<" in text and "st-offline" in text
@@ -257,8 +325,13 @@ def test_price_push_skips_meters_that_keep_their_own_balance_with_a_reason(app, 
     _, platform = _funded(site)
     _, held = _funded(site)
     Meter.update(prepaid_mode="meter").where(Meter.id == held.id).execute()
-    run = start_batch("push_price", [platform.id, held.id], actor=Actor("m", "manager"), now=now,
-                      params={"tariff_id": str(site.tou.id)})
+    run = start_batch(
+        "push_price",
+        [platform.id, held.id],
+        actor=Actor("m", "manager"),
+        now=now,
+        params={"tariff_id": str(site.tou.id)},
+    )
     run = run_batch(run.id, now=now)
     assert (run.done, run.failed) == (1, 1)
     assert json.loads(run.failures)[0]["meter_id"] == held.id
@@ -266,21 +339,32 @@ def test_price_push_skips_meters_that_keep_their_own_balance_with_a_reason(app, 
     assert Meter.get_by_id(held.id).tariff_id != site.tou.id
 
 
-def test_staff_limited_to_one_property_see_only_its_meters_and_cannot_command_the_others(client, site, now):
+def test_staff_limited_to_one_property_see_only_its_meters_and_cannot_command_the_others(
+    client, site, now
+):
     from tests.factories import make_site
 
     other = make_site(now, code="P2")
     _, (mine,) = site.account()
     _, (theirs,) = other.account()
-    create_user("p1elec", "password123", "electrician", property_ids=[site.prop.id], actor=SYSTEM, now=now)
+    create_user(
+        "p1elec", "password123", "electrician", property_ids=[site.prop.id], actor=SYSTEM, now=now
+    )
     commands_before = Command.select().where(Command.meter == theirs.id).count()
     login(client, "p1elec")
     grid = client.get("/meters").text
     assert mine.serial in grid and theirs.serial not in grid
     assert client.get(f"/meters/{theirs.id}").status_code == 404
     assert client.get(f"/meters/{mine.id}").status_code == 200
-    r = client.post("/meters/batch", data={"action": "trip", "reason": "test", "meter_id": [str(theirs.id)],
-                                           "csrf_token": csrf(client)})
+    r = client.post(
+        "/meters/batch",
+        data={
+            "action": "trip",
+            "reason": "test",
+            "meter_id": [str(theirs.id)],
+            "csrf_token": csrf(client),
+        },
+    )
     assert r.status_code == 422  # the other property's meter is not selectable: nothing to do
     assert BatchRun.select().count() == 0
     assert Command.select().where(Command.meter == theirs.id).count() == commands_before

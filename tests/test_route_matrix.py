@@ -41,7 +41,9 @@ def _url(rule) -> str:
     values = {}
     for arg in rule.arguments:
         conv = rule._converters[arg]
-        values[arg] = 987654321 if type(conv).__name__ in ("IntegerConverter", "NumberConverter") else "x"
+        values[arg] = (
+            987654321 if type(conv).__name__ in ("IntegerConverter", "NumberConverter") else "x"
+        )
     path = rule.rule
     for name, value in values.items():
         path = path.replace(f"<int:{name}>", str(value)).replace(f"<{name}>", str(value))
@@ -58,7 +60,9 @@ def test_every_route_has_a_permission_rule(app):
         if permission is None:
             missing.append(f"{rule.rule} ({rule.endpoint})")
         else:
-            assert permission in PERMISSIONS, f"{rule.endpoint} names an unknown permission {permission!r}"
+            assert permission in PERMISSIONS, (
+                f"{rule.endpoint} names an unknown permission {permission!r}"
+            )
     assert not missing, "routes without a permission rule: " + ", ".join(sorted(missing))
 
 
@@ -105,16 +109,24 @@ def test_each_role_gets_exactly_what_the_matrix_allows(app, site, role_clients):
                 allowed = role in PERMISSIONS[permission]
                 checked += 1
                 if allowed and (r.status_code == 403 or r.status_code >= 500):
-                    problems.append(f"{method} {rule.rule} as {role}: {r.status_code}, expected allowed")
+                    problems.append(
+                        f"{method} {rule.rule} as {role}: {r.status_code}, expected allowed"
+                    )
                 if not allowed and r.status_code != 403:
-                    problems.append(f"{method} {rule.rule} as {role}: {r.status_code}, expected 403")
+                    problems.append(
+                        f"{method} {rule.rule} as {role}: {r.status_code}, expected 403"
+                    )
     assert checked > 0
     assert not problems, "\n".join(problems)
 
 
 def test_signed_out_requests_to_protected_routes_go_to_the_login(app, client):
     for rule, view in _rules(app):
-        if getattr(view, "permission", None) is None or rule.endpoint.startswith("api.") or "GET" not in rule.methods:
+        if (
+            getattr(view, "permission", None) is None
+            or rule.endpoint.startswith("api.")
+            or "GET" not in rule.methods
+        ):
             continue
         r = client.get(_url(rule))
         assert r.status_code == 302 and "/login" in r.headers["Location"], rule.rule

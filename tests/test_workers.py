@@ -18,7 +18,9 @@ REDIS_URL = os.environ.get("MD_TEST_REDIS_URL", "")
 def test_ingest_task_rates_readings_and_is_safe_to_retry(site, now):
     assert huey.immediate
     acct, (meter,) = site.account()
-    rows = [{"meter_id": meter.id, "read_at": (now + dt.timedelta(hours=1)).isoformat(), "total": 500}]
+    rows = [
+        {"meter_id": meter.id, "read_at": (now + dt.timedelta(hours=1)).isoformat(), "total": 500}
+    ]
     assert ingest_readings(rows).get() == {"accepted": 1}
     assert ingest_readings(rows).get() == {"duplicate": 1}
     assert Reading.select().where(Reading.meter == meter).count() == 2
@@ -28,8 +30,14 @@ def test_keep_power_expiry_runs_as_a_periodic_task(site, now):
     acct, (meter,) = site.account()
     sell(acct, amount_fen=100, method="cash", idempotency_key="a", actor=SYSTEM, now=now)
     past = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=2)
-    set_keep_power(meter, on=True, reason="test", until=past + dt.timedelta(hours=1),
-                   actor=Actor("e", "electrician"), now=past)
+    set_keep_power(
+        meter,
+        on=True,
+        reason="test",
+        until=past + dt.timedelta(hours=1),
+        actor=Actor("e", "electrician"),
+        now=past,
+    )
     assert expire_keep_power_task.call_local() == 1
     assert not Meter.get_by_id(meter.id).keep_power
 
@@ -40,7 +48,9 @@ def test_ingest_task_round_trips_through_redis(site, now):
     queue.flush()
     task_fn = queue.task()(ingest_readings.func)
     acct, (meter,) = site.account()
-    result = task_fn([{"meter_id": meter.id, "read_at": (now + dt.timedelta(hours=1)).isoformat(), "total": 700}])
+    result = task_fn(
+        [{"meter_id": meter.id, "read_at": (now + dt.timedelta(hours=1)).isoformat(), "total": 700}]
+    )
     assert queue.pending_count() == 1
     queue.execute(queue.dequeue())
     assert result.get() == {"accepted": 1}

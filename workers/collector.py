@@ -60,7 +60,9 @@ class CycleReport:
     seconds: float = 0.0
 
 
-def make_driver(gateway: Gateway, protocol: str, links: dict[int, Any], *, timeout: float) -> MeterDriver:
+def make_driver(
+    gateway: Gateway, protocol: str, links: dict[int, Any], *, timeout: float
+) -> MeterDriver:
     """One driver per (gateway, protocol family); serial links are shared per gateway."""
     key = (gateway.id, protocol)
     if key in links:
@@ -68,7 +70,9 @@ def make_driver(gateway: Gateway, protocol: str, links: dict[int, Any], *, timeo
     if protocol.startswith("modbus"):
         from app.devices.drivers.modbus import ModbusDriver
 
-        framer = "socket" if protocol == "modbus-tcp" or gateway.transport == "modbus-tcp" else "rtu"
+        framer = (
+            "socket" if protocol == "modbus-tcp" or gateway.transport == "modbus-tcp" else "rtu"
+        )
         driver: Any = ModbusDriver(gateway.host, gateway.port, framer=framer, timeout=timeout)
     else:
         link = links.get(gateway.id)
@@ -97,8 +101,14 @@ def meter_ref(m: Meter) -> MeterRef:
     options = dict(caps.pop("options", None) or {})
     if m.prepaid_mode == "meter":
         options["meter_mode"] = True
-    return MeterRef(address=m.address, protocol=m.protocol, kind=m.kind, profile=m.profile,
-                    capabilities=caps, options=options)
+    return MeterRef(
+        address=m.address,
+        protocol=m.protocol,
+        kind=m.kind,
+        profile=m.profile,
+        capabilities=caps,
+        options=options,
+    )
 
 
 def stored_capabilities(m: Meter, ref: MeterRef) -> str:
@@ -133,18 +143,27 @@ class Collector:
     # ------------------------------------------------------------------ database side (threads)
     def _due(self, now: dt.datetime, gateway_ids: list[int] | None, force: bool):
         with db.connection_context():
-            q = Gateway.select().where(Gateway.enabled == True)  # noqa: E712
+            q = Gateway.select().where(Gateway.enabled == True)
             if gateway_ids:
                 q = q.where(Gateway.id.in_(gateway_ids))
             gateways = list(q)
             plan: dict[int, tuple[Gateway, list[Meter]]] = {}
             open_cmd_meters = {
-                mid for (mid,) in Command.select(Command.meter).where(
-                    Command.status.in_(("pending", "sent")) & (Command.next_attempt_at <= now)).tuples()
+                mid
+                for (mid,) in Command.select(Command.meter)
+                .where(Command.status.in_(("pending", "sent")) & (Command.next_attempt_at <= now))
+                .tuples()
             }
             for gw in gateways:
-                meters = list(Meter.select().where((Meter.gateway == gw) & (Meter.status == "active")
-                                                   & (Meter.protocol != "mqtt")).order_by(Meter.address))
+                meters = list(
+                    Meter.select()
+                    .where(
+                        (Meter.gateway == gw)
+                        & (Meter.status == "active")
+                        & (Meter.protocol != "mqtt")
+                    )
+                    .order_by(Meter.address)
+                )
                 due = []
                 for m in meters:
                     if m.id in open_cmd_meters or force:
@@ -153,25 +172,45 @@ class Collector:
                     if m.backoff_until and m.backoff_until > now:
                         continue
                     interval = self.intervals.get(m.poll_class, self.intervals["tenant"])
-                    if m.last_seen_at is None or (now - m.last_seen_at).total_seconds() >= interval * 0.9:
+                    if (
+                        m.last_seen_at is None
+                        or (now - m.last_seen_at).total_seconds() >= interval * 0.9
+                    ):
                         due.append(m)
                 if due:
                     plan[gw.id] = (gw, due)
             return plan
 
-    def _apply(self, batch: list[tuple[Meter, MeterReading, dt.datetime]], refs: dict[int, MeterRef]) -> set[int]:
+    def _apply(
+        self, batch: list[tuple[Meter, MeterReading, dt.datetime]], refs: dict[int, MeterRef]
+    ) -> set[int]:
         """Rate a batch of polled readings and record what the meters said; returns meters
         that now have commands to send."""
         now = self.clock()
         with db.connection_context():
-            items = [ReadingIn(meter_id=m.id, read_at=at, total=r.total, t1=r.t1, t2=r.t2, t3=r.t3, t4=r.t4,
-                               source="poll") for m, r, at in batch]
+            items = [
+                ReadingIn(
+                    meter_id=m.id,
+                    read_at=at,
+                    total=r.total,
+                    t1=r.t1,
+                    t2=r.t2,
+                    t3=r.t3,
+                    t4=r.t4,
+                    source="poll",
+                )
+                for m, r, at in batch
+            ]
             apply_readings(items, actor=SYSTEM, now=now)
             overloads = []
             with write_tx():
                 for m, r, at in batch:
-                    fields: dict[Any, Any] = {Meter.last_seen_at: at, Meter.missed_polls: 0,
-                                              Meter.backoff_until: None, Meter.online: True}
+                    fields: dict[Any, Any] = {
+                        Meter.last_seen_at: at,
+                        Meter.missed_polls: 0,
+                        Meter.backoff_until: None,
+                        Meter.online: True,
+                    }
                     if r.supply is not None:
                         fields[Meter.relay_confirmed] = r.supply
                         fields[Meter.relay_confirmed_at] = at
@@ -186,8 +225,14 @@ class Collector:
                     fields[Meter.capabilities] = stored_capabilities(m, refs[m.id])
                     Meter.update(fields).where(Meter.id == m.id).execute()
                     if not m.online:
-                        Event.create(kind="meter.online", property=m.property_id, account=m.account_id,
-                                     meter=m.id, created_at=now, data="{}")
+                        Event.create(
+                            kind="meter.online",
+                            property=m.property_id,
+                            account=m.account_id,
+                            meter=m.id,
+                            created_at=now,
+                            data="{}",
+                        )
                     if r.balance_fen is not None and m.prepaid_mode == "meter" and m.account_id:
                         self._reconcile(m, r.balance_fen, now)
             for meter_id, power in overloads:
@@ -200,12 +245,24 @@ class Collector:
         wallet = LedgerAccount.get_by_id(m.account.wallet_id).balance_fen
         if abs(wallet - meter_balance) <= MISMATCH_FEN:
             return
-        recent = Event.select().where((Event.meter == m.id) & (Event.kind == "meter.balance_mismatch")
-                                      & (Event.created_at > now - dt.timedelta(hours=24))).exists()
+        recent = (
+            Event.select()
+            .where(
+                (Event.meter == m.id)
+                & (Event.kind == "meter.balance_mismatch")
+                & (Event.created_at > now - dt.timedelta(hours=24))
+            )
+            .exists()
+        )
         if not recent:
-            Event.create(kind="meter.balance_mismatch", property=m.property_id, account=m.account_id,
-                         meter=m.id, created_at=now,
-                         data=json.dumps({"meter_balance_fen": meter_balance, "ledger_balance_fen": wallet}))
+            Event.create(
+                kind="meter.balance_mismatch",
+                property=m.property_id,
+                account=m.account_id,
+                meter=m.id,
+                created_at=now,
+                data=json.dumps({"meter_balance_fen": meter_balance, "ledger_balance_fen": wallet}),
+            )
 
     def _missed(self, meters: list[Meter], now: dt.datetime) -> list[int]:
         went_offline = []
@@ -221,8 +278,14 @@ class Collector:
                     if fresh.online:
                         fields[Meter.online] = False
                         went_offline.append(m.id)
-                        Event.create(kind="meter.offline", property=m.property_id, account=m.account_id,
-                                     meter=m.id, created_at=now, data=json.dumps({"missed": missed}))
+                        Event.create(
+                            kind="meter.offline",
+                            property=m.property_id,
+                            account=m.account_id,
+                            meter=m.id,
+                            created_at=now,
+                            data=json.dumps({"missed": missed}),
+                        )
                 Meter.update(fields).where(Meter.id == m.id).execute()
         return went_offline
 
@@ -248,7 +311,9 @@ class Collector:
             Gateway.update(fields).where(Gateway.id == gw.id).execute()
 
     # ------------------------------------------------------------------ the cycle
-    async def run_cycle(self, gateway_ids: list[int] | None = None, *, force: bool = False) -> CycleReport:
+    async def run_cycle(
+        self, gateway_ids: list[int] | None = None, *, force: bool = False
+    ) -> CycleReport:
         loop = asyncio.get_running_loop()
         started = loop.time()
         now = self.clock()
@@ -331,18 +396,22 @@ class Collector:
         await queue.put(None)
         await writer_task
         # Commands decided by the last batch of readings go out now.
-        await asyncio.gather(*(
-            self._send_commands(gw, {m.id: m for m in ms}, report, pending_cmds[gw.id])
-            for gw, ms in plan.values() if pending_cmds[gw.id].is_set()
-        ))
+        await asyncio.gather(
+            *(
+                self._send_commands(gw, {m.id: m for m in ms}, report, pending_cmds[gw.id])
+                for gw, ms in plan.values()
+                if pending_cmds[gw.id].is_set()
+            )
+        )
         report.seconds = loop.time() - started
         return report
 
     def _driver(self, gw: Gateway, m: Meter) -> MeterDriver:
         return make_driver(gw, m.protocol, self.links, timeout=self.timeout)
 
-    async def _send_commands(self, gw: Gateway, meters: dict[int, Meter], report: CycleReport,
-                             flag: asyncio.Event) -> None:
+    async def _send_commands(
+        self, gw: Gateway, meters: dict[int, Meter], report: CycleReport, flag: asyncio.Event
+    ) -> None:
         flag.clear()
         for cmd in await asyncio.to_thread(self._commands, list(meters)):
             m = meters[cmd.meter_id]
@@ -353,7 +422,9 @@ class Collector:
                 self.on_command(cmd, ok)
             await asyncio.to_thread(self._record, cmd, ok, state, result)
 
-    async def _execute(self, cmd: Command, m: Meter, driver: MeterDriver) -> tuple[bool, str | None, str]:
+    async def _execute(
+        self, cmd: Command, m: Meter, driver: MeterDriver
+    ) -> tuple[bool, str | None, str]:
         ref = meter_ref(m)
         until = self.local_clock() + dt.timedelta(days=3650)
         data = payload(cmd)

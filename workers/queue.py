@@ -18,8 +18,9 @@ def make_huey(config: dict[str, Any] | None = None) -> Huey:
         return RedisHuey("meterdesk", url=config["REDIS_URL"], immediate=immediate, utc=True)
     state_dir = config["STATE_DIR"]
     os.makedirs(state_dir, exist_ok=True)
-    return SqliteHuey("meterdesk", filename=os.path.join(state_dir, "huey.db"), immediate=immediate,
-                      utc=True)
+    return SqliteHuey(
+        "meterdesk", filename=os.path.join(state_dir, "huey.db"), immediate=immediate, utc=True
+    )
 
 
 huey = make_huey()

@@ -53,6 +53,7 @@ CHART_DAYS = 30
 
 # -- helpers -------------------------------------------------------------------------------
 
+
 def _property_id(obj) -> int:
     if isinstance(obj, Property):
         return obj.id
@@ -93,7 +94,7 @@ def parse_register(text: object, kind: str, field: str) -> int:
         raise ValidationError(tr("'%(text)s' is not a meter reading", text=raw), field)
     if value.as_tuple().exponent < -places:  # type: ignore[operator]
         raise ValidationError(tr("a reading has at most %(n)s decimals", n=places), field)
-    return int(value * (10 ** places))
+    return int(value * (10**places))
 
 
 def _properties() -> list[Property]:
@@ -103,17 +104,31 @@ def _properties() -> list[Property]:
 
 # -- opening wizard ------------------------------------------------------------------------
 
+
 def _place(prop: Property | None, building_id, floor_id, room_id) -> dict:
     """The building -> floor -> room choices for the picker, keeping valid selections."""
-    buildings = list(Building.select().where(Building.property == prop).order_by(Building.name)) if prop else []
+    buildings = (
+        list(Building.select().where(Building.property == prop).order_by(Building.name))
+        if prop
+        else []
+    )
     building = next((b for b in buildings if b.id == _int(building_id)), None)
-    floors = list(Floor.select().where(Floor.building == building).order_by(Floor.level, Floor.name)) \
-        if building else []
+    floors = (
+        list(Floor.select().where(Floor.building == building).order_by(Floor.level, Floor.name))
+        if building
+        else []
+    )
     floor = next((f for f in floors if f.id == _int(floor_id)), None)
     rooms = list(Room.select().where(Room.floor == floor).order_by(Room.number)) if floor else []
     room = next((r for r in rooms if r.id == _int(room_id)), None)
-    return {"buildings": buildings, "floors": floors, "rooms": rooms, "building": building, "floor": floor,
-            "room": room}
+    return {
+        "buildings": buildings,
+        "floors": floors,
+        "rooms": rooms,
+        "building": building,
+        "floor": floor,
+        "room": room,
+    }
 
 
 def _stock_meters(prop: Property | None, room_id, serial: str, chosen: list[int]) -> list[Meter]:
@@ -126,27 +141,49 @@ def _stock_meters(prop: Property | None, room_id, serial: str, chosen: list[int]
     if serial.strip():
         cond |= Meter.serial.contains(serial.strip())
     return list(
-        Meter.select().where((Meter.property == prop) & (Meter.status == "stock") & Meter.account.is_null()
-                             & cond)
-        .order_by(Meter.kind, Meter.serial).limit(40)
+        Meter.select()
+        .where(
+            (Meter.property == prop) & (Meter.status == "stock") & Meter.account.is_null() & cond
+        )
+        .order_by(Meter.kind, Meter.serial)
+        .limit(40)
     )
 
 
 def _wizard_prop(form) -> Property | None:
     props = _properties()
-    return next((p for p in props if p.id == _int(form.get("property_id"))), props[0] if props else None)
+    return next(
+        (p for p in props if p.id == _int(form.get("property_id"))), props[0] if props else None
+    )
 
 
 def _wizard(form: dict, errors: dict[str, str] | None = None, chosen: list[int] | None = None):
     prop = _wizard_prop(form)
     chosen = chosen or []
-    tariffs = list(Tariff.select().where((Tariff.property == prop) & (Tariff.active == True))  # noqa: E712
-                   .order_by(Tariff.utility, Tariff.name)) if prop else []
-    tenant = Tenant.get_or_none((Tenant.id == _int(form.get("tenant_id"))) & (Tenant.property == prop)) \
-        if prop else None
+    tariffs = (
+        list(
+            Tariff.select()
+            .where((Tariff.property == prop) & (Tariff.active == True))
+            .order_by(Tariff.utility, Tariff.name)
+        )
+        if prop
+        else []
+    )
+    tenant = (
+        Tenant.get_or_none((Tenant.id == _int(form.get("tenant_id"))) & (Tenant.property == prop))
+        if prop
+        else None
+    )
     ctx = {
-        "form": form, "errors": errors or {}, "prop": prop, "properties": _properties(), "methods": PAYMENT_METHODS,
-        "tariffs": tariffs, "tenant": tenant, "tenants": [tenant] if tenant else [], "chosen": chosen,
+        "form": form,
+        "errors": errors or {},
+        "prop": prop,
+        "properties": _properties(),
+        "methods": PAYMENT_METHODS,
+        "tariffs": tariffs,
+        "tenant": tenant,
+        "tenants": [tenant] if tenant else [],
+        "chosen": chosen,
         "meters": _stock_meters(prop, form.get("room_id"), form.get("serial", ""), chosen),
         **_place(prop, form.get("building_id"), form.get("floor_id"), form.get("room_id")),
     }
@@ -155,10 +192,14 @@ def _wizard(form: dict, errors: dict[str, str] | None = None, chosen: list[int] 
 
 def _new_form(prop: Property | None) -> dict:
     return {
-        "request_id": uuid.uuid4().hex, "sale_request_id": uuid.uuid4().hex, "tenant_mode": "existing",
-        "property_id": str(prop.id) if prop else "", "sale_method": "cash",
+        "request_id": uuid.uuid4().hex,
+        "sale_request_id": uuid.uuid4().hex,
+        "tenant_mode": "existing",
+        "property_id": str(prop.id) if prop else "",
+        "sale_method": "cash",
         "alarm1": f"{prop.default_alarm1_fen / 100:.2f}" if prop else "",
-        "alarm2": f"{prop.default_alarm2_fen / 100:.2f}" if prop else "", "credit_limit": "0",
+        "alarm2": f"{prop.default_alarm2_fen / 100:.2f}" if prop else "",
+        "credit_limit": "0",
     }
 
 
@@ -174,7 +215,9 @@ def _whole_wizard_unless_htmx():
     no script) gets the whole wizard instead of a fragment."""
     if request.headers.get("HX-Request"):
         return None
-    return redirect(url_for("accounts.open_form", property_id=request.values.get("property_id", "")), code=303)
+    return redirect(
+        url_for("accounts.open_form", property_id=request.values.get("property_id", "")), code=303
+    )
 
 
 @bp.get("/accounts/open/tenants")
@@ -187,9 +230,15 @@ def open_tenants():
     tenants = []
     if prop and q:
         like = f"%{q}%"
-        tenants = list(Tenant.select().where((Tenant.property == prop) & (
-            (Tenant.name ** like) | Tenant.phones.contains(q) | Tenant.contact.contains(q)))
-            .order_by(Tenant.name, Tenant.id).limit(20))
+        tenants = list(
+            Tenant.select()
+            .where(
+                (Tenant.property == prop)
+                & ((Tenant.name**like) | Tenant.phones.contains(q) | Tenant.contact.contains(q))
+            )
+            .order_by(Tenant.name, Tenant.id)
+            .limit(20)
+        )
     return render("accounts/open.html", "tenant_choices", tenants=tenants, form=request.args)
 
 
@@ -199,9 +248,18 @@ def open_place():
     if (whole := _whole_wizard_unless_htmx()) is not None:
         return whole
     prop = _wizard_prop(request.args)
-    return render("accounts/open.html", "place", form=request.args, errors={},
-                  **_place(prop, request.args.get("building_id"), request.args.get("floor_id"),
-                           request.args.get("room_id")))
+    return render(
+        "accounts/open.html",
+        "place",
+        form=request.args,
+        errors={},
+        **_place(
+            prop,
+            request.args.get("building_id"),
+            request.args.get("floor_id"),
+            request.args.get("room_id"),
+        ),
+    )
 
 
 @bp.get("/accounts/open/meters")
@@ -211,8 +269,16 @@ def open_meters():
         return whole
     prop = _wizard_prop(request.args)
     chosen = [i for i in (_int(v) for v in request.args.getlist("meter_ids")) if i]
-    return render("accounts/open.html", "meter_choices", form=request.args, errors={}, chosen=chosen,
-                  meters=_stock_meters(prop, request.args.get("room_id"), request.args.get("serial", ""), chosen))
+    return render(
+        "accounts/open.html",
+        "meter_choices",
+        form=request.args,
+        errors={},
+        chosen=chosen,
+        meters=_stock_meters(
+            prop, request.args.get("room_id"), request.args.get("serial", ""), chosen
+        ),
+    )
 
 
 @bp.post("/accounts/open/preview")
@@ -229,12 +295,26 @@ def open_preview():
     except DomainError as exc:
         return render("accounts/open.html", "preview", preview=None, error=exc.message)
     fee, net = fee_split(amount, prop.service_fee_bp)
-    return render("accounts/open.html", "preview", preview={"amount": amount, "fee": fee, "net": net}, error=None)
+    return render(
+        "accounts/open.html",
+        "preview",
+        preview={"amount": amount, "fee": fee, "net": net},
+        error=None,
+    )
 
 
-FIELD_MAP = {"name": "tenant_name", "phones": "tenant_phones", "tenant": "tenant_id", "meters": "meter_ids",
-             "initial_total": "meter_ids", "alarm1_fen": "alarm1", "alarm2_fen": "alarm2",
-             "credit_limit_fen": "credit_limit", "room": "room_id", "request_id": "form"}
+FIELD_MAP = {
+    "name": "tenant_name",
+    "phones": "tenant_phones",
+    "tenant": "tenant_id",
+    "meters": "meter_ids",
+    "initial_total": "meter_ids",
+    "alarm1_fen": "alarm1",
+    "alarm2_fen": "alarm2",
+    "credit_limit_fen": "credit_limit",
+    "room": "room_id",
+    "request_id": "form",
+}
 
 
 @bp.post("/accounts/open")
@@ -255,10 +335,15 @@ def open_create():
     if form.get("tenant_mode") == "new":
         if not form.get("tenant_name", "").strip():
             fail("tenant_name", tr("give the tenant's name"))
-        tenant = NewTenant(form.get("tenant_name", ""), form.get("tenant_phones", ""),
-                           form.get("tenant_contact", ""))
+        tenant = NewTenant(
+            form.get("tenant_name", ""),
+            form.get("tenant_phones", ""),
+            form.get("tenant_contact", ""),
+        )
     else:
-        tenant = Tenant.get_or_none((Tenant.id == _int(form.get("tenant_id"))) & (Tenant.property == prop))
+        tenant = Tenant.get_or_none(
+            (Tenant.id == _int(form.get("tenant_id"))) & (Tenant.property == prop)
+        )
         if tenant is None:
             fail("tenant_id", tr("choose a tenant, or enter a new one"))
     # room
@@ -310,9 +395,17 @@ def open_create():
     actor, now = current_actor(), utcnow()
     try:
         account = open_account(
-            prop, tenant=tenant, meters=starts, room=room, actor=actor, now=now,
-            tariff_electricity=tariffs["electricity"], tariff_water=tariffs["water"],
-            alarm1_fen=money["alarm1"], alarm2_fen=money["alarm2"], credit_limit_fen=money["credit_limit"],
+            prop,
+            tenant=tenant,
+            meters=starts,
+            room=room,
+            actor=actor,
+            now=now,
+            tariff_electricity=tariffs["electricity"],
+            tariff_water=tariffs["water"],
+            alarm1_fen=money["alarm1"],
+            alarm2_fen=money["alarm2"],
+            credit_limit_fen=money["credit_limit"],
             request_id=form.get("request_id", ""),
         )
     except DomainError as exc:
@@ -320,8 +413,14 @@ def open_create():
         return _wizard(form, errors, chosen), 422
     if sale_amount is not None:
         try:
-            sell(account, amount_fen=sale_amount, method=form["sale_method"],
-                 idempotency_key=form.get("sale_request_id", ""), actor=actor, now=now)
+            sell(
+                account,
+                amount_fen=sale_amount,
+                method=form["sale_method"],
+                idempotency_key=form.get("sale_request_id", ""),
+                actor=actor,
+                now=now,
+            )
         except DomainError as exc:  # the account is open; say why the sale was not taken
             return render("accounts/opened.html", "opened", account=account, error=exc.message), 422
     return htmx_redirect(url_for("console.account_detail", account_id=account.id))
@@ -329,12 +428,28 @@ def open_create():
 
 # -- meter swap and closing ----------------------------------------------------------------
 
+
 def _swap_page(meter: Meter, form: dict, errors: dict[str, str]):
-    stock = list(Meter.select().where((Meter.property == meter.property_id) & (Meter.status == "stock")
-                                      & (Meter.kind == meter.kind) & Meter.account.is_null())
-                 .order_by(Meter.serial).limit(200))
-    return render("accounts/swap.html", "swap_form", meter=meter, account=meter.account, form=form, errors=errors,
-                  stock=stock)
+    stock = list(
+        Meter.select()
+        .where(
+            (Meter.property == meter.property_id)
+            & (Meter.status == "stock")
+            & (Meter.kind == meter.kind)
+            & Meter.account.is_null()
+        )
+        .order_by(Meter.serial)
+        .limit(200)
+    )
+    return render(
+        "accounts/swap.html",
+        "swap_form",
+        meter=meter,
+        account=meter.account,
+        form=form,
+        errors=errors,
+        stock=stock,
+    )
 
 
 @bp.get("/meters/<int:meter_id>/swap")
@@ -365,11 +480,19 @@ def swap(meter_id: int):
             errors[field] = exc.message
     if not errors:
         try:
-            swap_meter(meter, new, old_final_total=values["old_final_total"],
-                       new_initial_total=values["new_initial_total"], reason=form.get("reason", ""),
-                       actor=current_actor(), now=utcnow())
+            swap_meter(
+                meter,
+                new,
+                old_final_total=values["old_final_total"],
+                new_initial_total=values["new_initial_total"],
+                reason=form.get("reason", ""),
+                actor=current_actor(),
+                now=utcnow(),
+            )
         except DomainError as exc:
-            field = {"old": "old_final_total", "new": "new_serial"}.get(exc.field or "", exc.field or "form")
+            field = {"old": "old_final_total", "new": "new_serial"}.get(
+                exc.field or "", exc.field or "form"
+            )
             errors[field] = exc.message
     if errors:
         return _swap_page(meter, form, errors), 422
@@ -377,10 +500,21 @@ def swap(meter_id: int):
 
 
 def _close_page(acct: Account, form: dict, errors: dict[str, str]):
-    meters = list(Meter.select().where((Meter.account == acct) & (Meter.status == "active"))
-                  .order_by(Meter.kind, Meter.serial))
-    return render("accounts/close.html", "close_form", account=acct, meters=meters, form=form, errors=errors,
-                  methods=PAYMENT_METHODS, balance=LedgerAccount.get_by_id(acct.wallet_id).balance_fen)
+    meters = list(
+        Meter.select()
+        .where((Meter.account == acct) & (Meter.status == "active"))
+        .order_by(Meter.kind, Meter.serial)
+    )
+    return render(
+        "accounts/close.html",
+        "close_form",
+        account=acct,
+        meters=meters,
+        form=form,
+        errors=errors,
+        methods=PAYMENT_METHODS,
+        balance=LedgerAccount.get_by_id(acct.wallet_id).balance_fen,
+    )
 
 
 @bp.get("/accounts/<int:account_id>/close")
@@ -406,8 +540,14 @@ def close(account_id: int):
         field = f"final_{meter.id}"
         if form.get(field, "").strip():
             try:
-                finals.append(ReadingIn(meter_id=meter.id, read_at=now,
-                                        total=parse_register(form[field], meter.kind, field), source="close"))
+                finals.append(
+                    ReadingIn(
+                        meter_id=meter.id,
+                        read_at=now,
+                        total=parse_register(form[field], meter.kind, field),
+                        source="close",
+                    )
+                )
             except ValidationError as exc:
                 errors[field] = exc.message
     if finals and not current_actor().can("reading.write"):
@@ -420,15 +560,24 @@ def close(account_id: int):
     actor = current_actor()
     try:
         if finals:  # the last consumption is charged before the settlement
-            for reading, result in zip(finals, apply_readings(finals, actor=actor, now=now), strict=True):
+            for reading, result in zip(
+                finals, apply_readings(finals, actor=actor, now=now), strict=True
+            ):
                 if result.status not in ("accepted", "baseline", "duplicate"):
                     errors[f"final_{reading.meter_id}"] = tr(
                         "the final reading was not accepted (%(status)s): %(note)s",
-                        status=result.status, note=result.note)
+                        status=result.status,
+                        note=result.note,
+                    )
             if errors:
                 return _close_page(acct, form, errors), 422
-        close_account(acct, refund_method=None if method == "payable" else method,
-                      reason=form.get("reason", ""), actor=actor, now=now)
+        close_account(
+            acct,
+            refund_method=None if method == "payable" else method,
+            reason=form.get("reason", ""),
+            actor=actor,
+            now=now,
+        )
     except DomainError as exc:
         errors[exc.field if exc.field in ("refund_method",) else "form"] = exc.message
         return _close_page(acct, form, errors), 422
@@ -436,6 +585,7 @@ def close(account_id: int):
 
 
 # -- tenant center -------------------------------------------------------------------------
+
 
 @bp.get("/tenants")
 @login_required("account.view")
@@ -448,14 +598,27 @@ def tenants():
         query = query.where(Tenant.property.in_(sorted(scope) or [0]))
     if q:
         like = f"%{q}%"
-        query = query.where((Tenant.name ** like) | Tenant.phones.contains(q) | Tenant.contact.contains(q))
+        query = query.where(
+            (Tenant.name**like) | Tenant.phones.contains(q) | Tenant.contact.contains(q)
+        )
     total = query.count()
     rows = list(query.order_by(Tenant.name, Tenant.id).paginate(page, PAGE))
-    counts = dict(Account.select(Account.tenant, fn.COUNT(Account.id))
-                  .where(Account.tenant.in_([t.id for t in rows] or [0]) & (Account.status != "closed"))
-                  .group_by(Account.tenant).tuples())
-    return render("accounts/tenants.html", "results", rows=rows, q=q, page=page, total=total, counts=counts,
-                  pages=max((total + PAGE - 1) // PAGE, 1))
+    counts = dict(
+        Account.select(Account.tenant, fn.COUNT(Account.id))
+        .where(Account.tenant.in_([t.id for t in rows] or [0]) & (Account.status != "closed"))
+        .group_by(Account.tenant)
+        .tuples()
+    )
+    return render(
+        "accounts/tenants.html",
+        "results",
+        rows=rows,
+        q=q,
+        page=page,
+        total=total,
+        counts=counts,
+        pages=max((total + PAGE - 1) // PAGE, 1),
+    )
 
 
 def _month_start(local: dt.datetime) -> dt.datetime:
@@ -466,7 +629,9 @@ def _utc(local: dt.datetime) -> dt.datetime:
     return local.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def usage_figures(meters: list[Meter], tz: ZoneInfo, now: dt.datetime) -> tuple[dict[int, dict], dict]:
+def usage_figures(
+    meters: list[Meter], tz: ZoneInfo, now: dt.datetime
+) -> tuple[dict[int, dict], dict]:
     """Per meter: consumption this month and last month (local months); and the daily usage
     of the last ``CHART_DAYS`` days per utility, for the chart."""
     local_now = now.replace(tzinfo=dt.UTC).astimezone(tz)
@@ -480,10 +645,16 @@ def usage_figures(meters: list[Meter], tz: ZoneInfo, now: dt.datetime) -> tuple[
     months = {m.id: {"this": 0, "last": 0} for m in meters}
     days = [first_day + dt.timedelta(days=i) for i in range(CHART_DAYS)]
     daily = {"electricity": dict.fromkeys(days, 0), "water": dict.fromkeys(days, 0)}
-    rows = (Reading.select(Reading.meter, Reading.read_at, Reading.consumption)
-            .where(Reading.meter.in_(ids or [0]) & (Reading.read_at >= since) & (Reading.read_at <= now)
-                   & (Reading.status == "accepted"))
-            .tuples())
+    rows = (
+        Reading.select(Reading.meter, Reading.read_at, Reading.consumption)
+        .where(
+            Reading.meter.in_(ids or [0])
+            & (Reading.read_at >= since)
+            & (Reading.read_at <= now)
+            & (Reading.status == "accepted")
+        )
+        .tuples()
+    )
     for meter_id, read_at, units in rows:
         local = read_at.replace(tzinfo=dt.UTC).astimezone(tz)
         if local >= this_start:
@@ -508,27 +679,58 @@ def usage_figures(meters: list[Meter], tz: ZoneInfo, now: dt.datetime) -> tuple[
 def tenant_detail(tenant_id: int):
     tenant = _get_or_404(Tenant, tenant_id)
     prop = Property.get_by_id(tenant.property_id)
-    accounts = list(Account.select(Account, LedgerAccount, Room).join(LedgerAccount).switch(Account)
-                    .join(Room, JOIN.LEFT_OUTER).where(Account.tenant == tenant).order_by(Account.number))
+    accounts = list(
+        Account.select(Account, LedgerAccount, Room)
+        .join(LedgerAccount)
+        .switch(Account)
+        .join(Room, JOIN.LEFT_OUTER)
+        .where(Account.tenant == tenant)
+        .order_by(Account.number)
+    )
     account_ids = [a.id for a in accounts] or [0]
-    meters = list(Meter.select().where(Meter.account.in_(account_ids)).order_by(Meter.kind, Meter.serial))
+    meters = list(
+        Meter.select().where(Meter.account.in_(account_ids)).order_by(Meter.kind, Meter.serial)
+    )
     months, chart = usage_figures(meters, ZoneInfo(prop.timezone), utcnow())
     show_money = current_actor().can("money.view")
-    sales = list(Sale.select().where(Sale.account.in_(account_ids)).order_by(Sale.created_at.desc(), Sale.id.desc())
-                 .limit(50)) if show_money else []
+    sales = (
+        list(
+            Sale.select()
+            .where(Sale.account.in_(account_ids))
+            .order_by(Sale.created_at.desc(), Sale.id.desc())
+            .limit(50)
+        )
+        if show_money
+        else []
+    )
     entries = []
     if show_money:
         for a in accounts:
             entries += [dict(e, account=a.number) for e in wallet_entries(a.wallet_id, limit=50)]
         entries.sort(key=lambda e: (e["created_at"], e["entry_id"]), reverse=True)
-    sms = list(SmsMessage.select().where(SmsMessage.tenant == tenant)
-               .order_by(SmsMessage.created_at.desc(), SmsMessage.id.desc()).limit(50))
-    return render("accounts/tenant.html", tenant=tenant, prop=prop, accounts=accounts, meters=meters,
-                  months=months, chart_json=json.dumps(chart, ensure_ascii=False), show_money=show_money,
-                  sales=sales, entries=entries[:50], sms=sms)
+    sms = list(
+        SmsMessage.select()
+        .where(SmsMessage.tenant == tenant)
+        .order_by(SmsMessage.created_at.desc(), SmsMessage.id.desc())
+        .limit(50)
+    )
+    return render(
+        "accounts/tenant.html",
+        tenant=tenant,
+        prop=prop,
+        accounts=accounts,
+        meters=meters,
+        months=months,
+        chart_json=json.dumps(chart, ensure_ascii=False),
+        show_money=show_money,
+        sales=sales,
+        entries=entries[:50],
+        sms=sms,
+    )
 
 
 # -- site tree -----------------------------------------------------------------------------
+
 
 @bp.get("/site")
 @login_required("account.view")
@@ -548,7 +750,9 @@ def site_property(prop_id: int):
 @login_required("account.view")
 def site_building(building_id: int):
     building = _get_or_404(Building, building_id)
-    floors = list(Floor.select().where(Floor.building == building).order_by(Floor.level, Floor.name))
+    floors = list(
+        Floor.select().where(Floor.building == building).order_by(Floor.level, Floor.name)
+    )
     return render("accounts/site.html", "floors", floors=floors)
 
 
@@ -558,10 +762,19 @@ def site_floor(floor_id: int):
     floor = _get_or_404(Floor, floor_id)
     rooms = list(Room.select().where(Room.floor == floor).order_by(Room.number))
     room_ids = [r.id for r in rooms] or [0]
-    accounts = list(Account.select(Account, Tenant, LedgerAccount).join(Tenant).switch(Account).join(LedgerAccount)
-                    .where(Account.room.in_(room_ids) & (Account.status != "closed")).order_by(Account.number))
-    meters = list(Meter.select().where(Meter.room.in_(room_ids) & (Meter.status != "removed"))
-                  .order_by(Meter.kind, Meter.serial))
+    accounts = list(
+        Account.select(Account, Tenant, LedgerAccount)
+        .join(Tenant)
+        .switch(Account)
+        .join(LedgerAccount)
+        .where(Account.room.in_(room_ids) & (Account.status != "closed"))
+        .order_by(Account.number)
+    )
+    meters = list(
+        Meter.select()
+        .where(Meter.room.in_(room_ids) & (Meter.status != "removed"))
+        .order_by(Meter.kind, Meter.serial)
+    )
     by_room: dict[int, dict[str, list]] = {r.id: {"accounts": [], "meters": []} for r in rooms}
     for a in accounts:
         by_room[a.room_id]["accounts"].append(a)

@@ -96,14 +96,29 @@ def _selected_properties() -> list[int]:
 def _users_page(form: dict | None = None, errors: dict[str, str] | None = None, status: int = 200):
     users = list(User.select().order_by(User.username))
     links: dict[int, list[str]] = {}
-    for link in (UserProperty.select(UserProperty, Property).join(Property)
-                 .order_by(Property.name, Property.id)):
+    for link in (
+        UserProperty.select(UserProperty, Property)
+        .join(Property)
+        .order_by(Property.name, Property.id)
+    ):
         links.setdefault(link.user_id, []).append(link.property.name)
-    matrix = [(perm, PERMISSION_LABELS.get(perm, perm), [role in roles for role in ROLES])
-              for perm, roles in PERMISSIONS.items()]
-    body = render("admin/users.html", "create_form", users=users, links=links, roles=ROLES, now=utcnow(),
-                  is_locked=is_locked, properties=_properties(), matrix=matrix,
-                  form=form or {"role": "cashier", "properties": []}, errors=errors or {})
+    matrix = [
+        (perm, PERMISSION_LABELS.get(perm, perm), [role in roles for role in ROLES])
+        for perm, roles in PERMISSIONS.items()
+    ]
+    body = render(
+        "admin/users.html",
+        "create_form",
+        users=users,
+        links=links,
+        roles=ROLES,
+        now=utcnow(),
+        is_locked=is_locked,
+        properties=_properties(),
+        matrix=matrix,
+        form=form or {"role": "cashier", "properties": []},
+        errors=errors or {},
+    )
     return body, status
 
 
@@ -119,20 +134,45 @@ def user_create():
     form = request.form.to_dict()
     form["properties"] = _selected_properties()
     try:
-        user = create_user(form.get("username", ""), form.get("password", ""), form.get("role", ""),
-                           full_name=form.get("full_name", ""), property_ids=form["properties"],
-                           actor=current_actor(), now=utcnow())
+        user = create_user(
+            form.get("username", ""),
+            form.get("password", ""),
+            form.get("role", ""),
+            full_name=form.get("full_name", ""),
+            property_ids=form["properties"],
+            actor=current_actor(),
+            now=utcnow(),
+        )
     except DomainError as exc:
         form["password"] = ""
         return _users_page(form, {exc.field or "username": exc.message}, 422)
     return htmx_redirect(url_for("admin.user_detail", user_id=user.id, created=1))
 
 
-def _user_page(user: User, *, form: dict | None = None, errors: dict[str, str] | None = None,
-               notice: str = "", status: int = 200):
-    form = form or {"role": user.role, "full_name": user.full_name, "properties": user_property_ids(user)}
-    body = render("admin/user.html", "user_form", user=user, roles=ROLES, properties=_properties(),
-                  form=form, errors=errors or {}, notice=notice, locked=is_locked(user, utcnow()))
+def _user_page(
+    user: User,
+    *,
+    form: dict | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str = "",
+    status: int = 200,
+):
+    form = form or {
+        "role": user.role,
+        "full_name": user.full_name,
+        "properties": user_property_ids(user),
+    }
+    body = render(
+        "admin/user.html",
+        "user_form",
+        user=user,
+        roles=ROLES,
+        properties=_properties(),
+        form=form,
+        errors=errors or {},
+        notice=notice,
+        locked=is_locked(user, utcnow()),
+    )
     return body, status
 
 
@@ -150,8 +190,14 @@ def user_update(user_id: int):
     form = request.form.to_dict()
     form["properties"] = _selected_properties()
     try:
-        user = update_user(user, role=form.get("role", ""), full_name=form.get("full_name", ""),
-                           property_ids=form["properties"], actor=current_actor(), now=utcnow())
+        user = update_user(
+            user,
+            role=form.get("role", ""),
+            full_name=form.get("full_name", ""),
+            property_ids=form["properties"],
+            actor=current_actor(),
+            now=utcnow(),
+        )
     except DomainError as exc:
         return _user_page(user, form=form, errors={exc.field or "role": exc.message}, status=422)
     return _user_page(user, notice=_("Saved."))
@@ -179,8 +225,9 @@ def user_active(user_id: int):
         set_active(user, active, actor=current_actor(), now=utcnow())
     except DomainError as exc:
         return _user_page(user, errors={"active": exc.message}, status=422)
-    return _user_page(User.get_by_id(user.id),
-                      notice=_("User reactivated.") if active else _("User deactivated."))
+    return _user_page(
+        User.get_by_id(user.id), notice=_("User reactivated.") if active else _("User deactivated.")
+    )
 
 
 @bp.post("/users/<int:user_id>/unlock")
@@ -212,7 +259,10 @@ def pretty_detail(detail: str) -> str:
 @login_required("audit.view")
 def audit_log():
     """Newest first; dates are calendar days in UTC as stored, the end day included."""
-    args = {k: request.args.get(k, "").strip() for k in ("actor", "action", "object_type", "since", "until")}
+    args = {
+        k: request.args.get(k, "").strip()
+        for k in ("actor", "action", "object_type", "since", "until")
+    }
     page = page_arg()
     errors: dict[str, str] = {}
     query = AuditLog.select()
@@ -230,15 +280,30 @@ def audit_log():
     if since:
         query = query.where(AuditLog.at >= dt.datetime.combine(since, dt.time()))
     if until:
-        query = query.where(AuditLog.at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time()))
+        query = query.where(
+            AuditLog.at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time())
+        )
     total = query.count()
     rows = list(query.order_by(AuditLog.at.desc(), AuditLog.id.desc()).paginate(page, PAGE))
     actors = [r.actor for r in AuditLog.select(AuditLog.actor).distinct().order_by(AuditLog.actor)]
-    types = [r.object_type for r in AuditLog.select(AuditLog.object_type).distinct().order_by(AuditLog.object_type)
-             if r.object_type]
-    return render("admin/audit.html", "results", rows=rows, args=args, page=page, total=total,
-                  pages=max((total + PAGE - 1) // PAGE, 1), actors=actors, types=types, errors=errors,
-                  pretty=pretty_detail)
+    types = [
+        r.object_type
+        for r in AuditLog.select(AuditLog.object_type).distinct().order_by(AuditLog.object_type)
+        if r.object_type
+    ]
+    return render(
+        "admin/audit.html",
+        "results",
+        rows=rows,
+        args=args,
+        page=page,
+        total=total,
+        pages=max((total + PAGE - 1) // PAGE, 1),
+        actors=actors,
+        types=types,
+        errors=errors,
+        pretty=pretty_detail,
+    )
 
 
 # ---------------------------------------------------------------------------- settings
@@ -263,18 +328,25 @@ def _visible_properties() -> list[Property]:
 
 def _settings_form(prop: Property) -> dict[str, str]:
     return {
-        "name": prop.name, "address": prop.address, "contact": prop.contact,
+        "name": prop.name,
+        "address": prop.address,
+        "contact": prop.contact,
         "catalog_price": format_price(prop.catalog_price) if prop.catalog_price else "",
-        "water_catalog_price": format_price(prop.water_catalog_price) if prop.water_catalog_price else "",
+        "water_catalog_price": format_price(prop.water_catalog_price)
+        if prop.water_catalog_price
+        else "",
         "service_fee": format_bp(prop.service_fee_bp),
-        "alarm1": format_fen(prop.default_alarm1_fen), "alarm2": format_fen(prop.default_alarm2_fen),
+        "alarm1": format_fen(prop.default_alarm1_fen),
+        "alarm2": format_fen(prop.default_alarm2_fen),
         "credit_limit": format_fen(prop.default_credit_limit_fen),
-        "timezone": prop.timezone, "language": prop.language,
+        "timezone": prop.timezone,
+        "language": prop.language,
     }
 
 
 def _parse_settings(form: dict[str, str]) -> dict[str, Any]:
     """Form strings -> the integer settings; raises ValidationError naming the form field."""
+
     def price(name: str) -> int | None:
         raw = form.get(name, "").strip()
         return parse_price(raw, name) if raw else None
@@ -289,23 +361,46 @@ def _parse_settings(form: dict[str, str]) -> dict[str, Any]:
     if fee > 10000:
         raise ValidationError(_("A ratio cannot be more than 100 %."), "service_fee")
     return {
-        "name": form.get("name", ""), "address": form.get("address", ""), "contact": form.get("contact", ""),
-        "catalog_price": price("catalog_price"), "water_catalog_price": price("water_catalog_price"),
-        "service_fee_bp": fee, "default_alarm1_fen": yuan("alarm1"), "default_alarm2_fen": yuan("alarm2"),
-        "default_credit_limit_fen": yuan("credit_limit"), "timezone": form.get("timezone", "").strip(),
+        "name": form.get("name", ""),
+        "address": form.get("address", ""),
+        "contact": form.get("contact", ""),
+        "catalog_price": price("catalog_price"),
+        "water_catalog_price": price("water_catalog_price"),
+        "service_fee_bp": fee,
+        "default_alarm1_fen": yuan("alarm1"),
+        "default_alarm2_fen": yuan("alarm2"),
+        "default_credit_limit_fen": yuan("credit_limit"),
+        "timezone": form.get("timezone", "").strip(),
         "language": form.get("language", ""),
     }
 
 
 # Domain field -> the form field that shows it.
-_FORM_FIELD = {"service_fee_bp": "service_fee", "default_alarm1_fen": "alarm1", "default_alarm2_fen": "alarm2",
-               "default_credit_limit_fen": "credit_limit"}
+_FORM_FIELD = {
+    "service_fee_bp": "service_fee",
+    "default_alarm1_fen": "alarm1",
+    "default_alarm2_fen": "alarm2",
+    "default_credit_limit_fen": "credit_limit",
+}
 
 
-def _settings_page(prop: Property, form: dict | None = None, errors: dict[str, str] | None = None,
-                   notice: str = "", status: int = 200):
-    body = render("admin/settings.html", "settings_form", property=prop, properties=_visible_properties(),
-                  form=form or _settings_form(prop), errors=errors or {}, notice=notice, languages=LANGUAGES)
+def _settings_page(
+    prop: Property,
+    form: dict | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str = "",
+    status: int = 200,
+):
+    body = render(
+        "admin/settings.html",
+        "settings_form",
+        property=prop,
+        properties=_visible_properties(),
+        form=form or _settings_form(prop),
+        errors=errors or {},
+        notice=notice,
+        languages=LANGUAGES,
+    )
     return body, status
 
 

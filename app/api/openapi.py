@@ -45,115 +45,335 @@ SPEC: dict[str, Any] = {
     "servers": [{"url": "/api/v1"}],
     "security": [{"bearer": []}],
     "paths": {
-        "/tenants": {"get": {"summary": "List tenants", "parameters": PAGING,
-                             "responses": {"200": _ok(_list("Tenant")), **ERRORS}}},
-        "/accounts": {"get": {
-            "summary": "List accounts with balance and status",
-            "parameters": PAGING + [
-                {"name": "status", "in": "query", "schema": {"type": "string"}},
-                {"name": "number", "in": "query", "schema": {"type": "string"}},
-            ],
-            "responses": {"200": _ok(_list("Account")), **ERRORS}}},
-        "/accounts/{account_id}": {"get": {
-            "summary": "One account",
-            "parameters": [{"name": "account_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-            "responses": {"200": _ok(_ref("Account")), **ERRORS}}},
-        "/accounts/{account_id}/entries": {"get": {
-            "summary": "Ledger entries touching the account's wallet, newest first",
-            "parameters": [{"name": "account_id", "in": "path", "required": True,
-                            "schema": {"type": "integer"}}] + PAGING,
-            "responses": {"200": _ok(_list("WalletEntry")), **ERRORS}}},
-        "/meters": {"get": {"summary": "List meters", "parameters": PAGING,
-                            "responses": {"200": _ok(_list("Meter")), **ERRORS}}},
-        "/tariffs": {"get": {"summary": "Tariffs with their versions",
-                             "responses": {"200": _ok(_list("Tariff")), **ERRORS}}},
-        "/sales": {"post": {
-            "summary": "Sell electricity/water (top up an account)",
-            "description": "Idempotent: a repeat with the same Idempotency-Key returns the first sale "
-                           "with status 200 and moves no money.",
-            "parameters": [{"name": "Idempotency-Key", "in": "header", "required": True,
-                            "schema": {"type": "string", "maxLength": 100}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SaleRequest")}}},
-            "responses": {"201": _ok(_ref("Sale"), "Created"), "200": _ok(_ref("Sale"), "Repeat of an earlier request"),
-                          "409": _ok(_ref("Error"), "Key reused for a different sale"), **ERRORS}}},
-        "/sales/{sale_id}": {"get": {
-            "summary": "One sale",
-            "parameters": [{"name": "sale_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-            "responses": {"200": _ok(_ref("Sale")), **ERRORS}}},
-        "/sales/{sale_id}/reversal": {"post": {
-            "summary": "Reverse a sale (manager/admin tokens), with a reason",
-            "parameters": [{"name": "sale_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
-            "responses": {"201": _ok(_ref("Sale"), "Reversed"), "200": _ok(_ref("Sale"), "Already reversed"),
-                          **ERRORS}}},
-        "/readings": {"post": {
-            "summary": "Submit a batch of meter readings",
-            "description": "Idempotent per meter and timestamp. An invalid reading refuses the whole batch.",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["readings"],
-                "properties": {"readings": {"type": "array", "items": _ref("ReadingIn"), "maxItems": 20000}}}}}},
-            "responses": {"200": _ok({"type": "object", "properties": {
-                "results": {"type": "array", "items": _ref("ReadingResult")}}}), **ERRORS}}},
+        "/tenants": {
+            "get": {
+                "summary": "List tenants",
+                "parameters": PAGING,
+                "responses": {"200": _ok(_list("Tenant")), **ERRORS},
+            }
+        },
+        "/accounts": {
+            "get": {
+                "summary": "List accounts with balance and status",
+                "parameters": PAGING
+                + [
+                    {"name": "status", "in": "query", "schema": {"type": "string"}},
+                    {"name": "number", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": _ok(_list("Account")), **ERRORS},
+            }
+        },
+        "/accounts/{account_id}": {
+            "get": {
+                "summary": "One account",
+                "parameters": [
+                    {
+                        "name": "account_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    }
+                ],
+                "responses": {"200": _ok(_ref("Account")), **ERRORS},
+            }
+        },
+        "/accounts/{account_id}/entries": {
+            "get": {
+                "summary": "Ledger entries touching the account's wallet, newest first",
+                "parameters": [
+                    {
+                        "name": "account_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    }
+                ]
+                + PAGING,
+                "responses": {"200": _ok(_list("WalletEntry")), **ERRORS},
+            }
+        },
+        "/meters": {
+            "get": {
+                "summary": "List meters",
+                "parameters": PAGING,
+                "responses": {"200": _ok(_list("Meter")), **ERRORS},
+            }
+        },
+        "/tariffs": {
+            "get": {
+                "summary": "Tariffs with their versions",
+                "responses": {"200": _ok(_list("Tariff")), **ERRORS},
+            }
+        },
+        "/sales": {
+            "post": {
+                "summary": "Sell electricity/water (top up an account)",
+                "description": "Idempotent: a repeat with the same Idempotency-Key returns the first sale "
+                "with status 200 and moves no money.",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 100},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("SaleRequest")}},
+                },
+                "responses": {
+                    "201": _ok(_ref("Sale"), "Created"),
+                    "200": _ok(_ref("Sale"), "Repeat of an earlier request"),
+                    "409": _ok(_ref("Error"), "Key reused for a different sale"),
+                    **ERRORS,
+                },
+            }
+        },
+        "/sales/{sale_id}": {
+            "get": {
+                "summary": "One sale",
+                "parameters": [
+                    {
+                        "name": "sale_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    }
+                ],
+                "responses": {"200": _ok(_ref("Sale")), **ERRORS},
+            }
+        },
+        "/sales/{sale_id}/reversal": {
+            "post": {
+                "summary": "Reverse a sale (manager/admin tokens), with a reason",
+                "parameters": [
+                    {
+                        "name": "sale_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["reason"],
+                                "properties": {"reason": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _ok(_ref("Sale"), "Reversed"),
+                    "200": _ok(_ref("Sale"), "Already reversed"),
+                    **ERRORS,
+                },
+            }
+        },
+        "/readings": {
+            "post": {
+                "summary": "Submit a batch of meter readings",
+                "description": "Idempotent per meter and timestamp. An invalid reading refuses the whole batch.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["readings"],
+                                "properties": {
+                                    "readings": {
+                                        "type": "array",
+                                        "items": _ref("ReadingIn"),
+                                        "maxItems": 20000,
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "results": {"type": "array", "items": _ref("ReadingResult")}
+                            },
+                        }
+                    ),
+                    **ERRORS,
+                },
+            }
+        },
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
-            "Error": {"type": "object", "required": ["error"], "properties": {"error": {
-                "type": "object", "properties": {"message": {"type": "string"},
-                                                 "field": {"type": ["string", "null"]}}}}},
-            "Tenant": {"type": "object", "properties": {
-                "id": {"type": "integer"}, "property_id": {"type": "integer"}, "name": {"type": "string"},
-                "phones": {"type": "array", "items": {"type": "string"}}, "contact": {"type": "string"}}},
-            "Account": {"type": "object", "properties": {
-                "id": {"type": "integer"}, "number": {"type": "string"}, "tenant_id": {"type": "integer"},
-                "room_id": {"type": ["integer", "null"]},
-                "status": {"enum": ["not_opened", "opened", "alarm1", "alarm2", "arrears", "closed"]},
-                "balance": MONEY, "alarm1": MONEY, "alarm2": MONEY, "credit_limit": MONEY,
-                "tariff_electricity_id": {"type": ["integer", "null"]},
-                "tariff_water_id": {"type": ["integer", "null"]},
-                "opened_at": {"type": ["string", "null"]}, "closed_at": {"type": ["string", "null"]},
-                "meters": {"type": "array", "items": {"type": "integer"}}}},
-            "WalletEntry": {"type": "object", "properties": {
-                "entry_id": {"type": "integer"}, "kind": {"type": "string"}, "created_at": TIME,
-                "actor": {"type": "string"}, "memo": {"type": "string"},
-                "amount": {**MONEY, "description": "Change to the wallet balance (credit positive)"}}},
-            "Meter": {"type": "object", "properties": {
-                "id": {"type": "integer"}, "serial": {"type": "string"}, "kind": {"enum": ["electricity", "water"]},
-                "protocol": {"type": "string"}, "address": {"type": "string"},
-                "account_id": {"type": ["integer", "null"]}, "status": {"enum": ["stock", "active", "removed"]},
-                "multiplier": {"type": "integer"}, "prepaid_mode": {"enum": ["platform", "meter"]},
-                "relay_desired": {"enum": ["on", "off"]}, "keep_power": {"type": "boolean"},
-                "last_read_at": {"type": ["string", "null"]},
-                "last_total": {"type": ["integer", "null"],
-                               "description": "Raw register: 0.01 kWh (electricity) or litres (water)"}}},
-            "Tariff": {"type": "object", "properties": {
-                "id": {"type": "integer"}, "name": {"type": "string"}, "utility": {"type": "string"},
-                "kind": {"enum": ["flat", "tou", "tiered"]},
-                "versions": {"type": "array", "items": {"type": "object"}}}},
-            "SaleRequest": {"type": "object", "required": ["amount", "method"], "properties": {
-                "account_id": {"type": "integer"}, "account_number": {"type": "string"},
-                "amount": MONEY, "method": {"enum": ["cash", "card", "wechat", "alipay", "transfer"]},
-                "utility": {"enum": ["electricity", "water"]}}},
-            "Sale": {"type": "object", "properties": {
-                "id": {"type": "integer"}, "receipt_no": {"type": "string"}, "account_id": {"type": "integer"},
-                "amount": MONEY, "fee": MONEY, "net": MONEY, "balance_after": MONEY,
-                "method": {"type": "string"}, "utility": {"type": "string"}, "operator": {"type": "string"},
-                "created_at": TIME, "idempotency_key": {"type": "string"}, "reversed": {"type": "boolean"},
-                "reversed_at": {"type": ["string", "null"]}, "reversed_by": {"type": ["string", "null"]},
-                "reverse_reason": {"type": ["string", "null"]}}},
-            "ReadingIn": {"type": "object", "required": ["read_at", "total"], "properties": {
-                "meter_id": {"type": "integer"}, "serial": {"type": "string"}, "read_at": TIME,
-                "total": {"type": "integer", "minimum": 0,
-                          "description": "Cumulative register: 0.01 kWh or litres, before the multiplier"},
-                "t1": {"type": "integer", "minimum": 0}, "t2": {"type": "integer", "minimum": 0},
-                "t3": {"type": "integer", "minimum": 0}, "t4": {"type": "integer", "minimum": 0}}},
-            "ReadingResult": {"type": "object", "properties": {
-                "meter_id": {"type": "integer"}, "read_at": TIME,
-                "status": {"enum": ["baseline", "accepted", "out_of_order", "tamper", "held", "released",
-                                    "ignored"]},
-                "consumption": {"type": "integer"}, "charge": MONEY, "duplicate": {"type": "boolean"},
-                "note": {"type": ["string", "null"]}}},
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {
+                            "message": {"type": "string"},
+                            "field": {"type": ["string", "null"]},
+                        },
+                    }
+                },
+            },
+            "Tenant": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "property_id": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "phones": {"type": "array", "items": {"type": "string"}},
+                    "contact": {"type": "string"},
+                },
+            },
+            "Account": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "number": {"type": "string"},
+                    "tenant_id": {"type": "integer"},
+                    "room_id": {"type": ["integer", "null"]},
+                    "status": {
+                        "enum": ["not_opened", "opened", "alarm1", "alarm2", "arrears", "closed"]
+                    },
+                    "balance": MONEY,
+                    "alarm1": MONEY,
+                    "alarm2": MONEY,
+                    "credit_limit": MONEY,
+                    "tariff_electricity_id": {"type": ["integer", "null"]},
+                    "tariff_water_id": {"type": ["integer", "null"]},
+                    "opened_at": {"type": ["string", "null"]},
+                    "closed_at": {"type": ["string", "null"]},
+                    "meters": {"type": "array", "items": {"type": "integer"}},
+                },
+            },
+            "WalletEntry": {
+                "type": "object",
+                "properties": {
+                    "entry_id": {"type": "integer"},
+                    "kind": {"type": "string"},
+                    "created_at": TIME,
+                    "actor": {"type": "string"},
+                    "memo": {"type": "string"},
+                    "amount": {
+                        **MONEY,
+                        "description": "Change to the wallet balance (credit positive)",
+                    },
+                },
+            },
+            "Meter": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "serial": {"type": "string"},
+                    "kind": {"enum": ["electricity", "water"]},
+                    "protocol": {"type": "string"},
+                    "address": {"type": "string"},
+                    "account_id": {"type": ["integer", "null"]},
+                    "status": {"enum": ["stock", "active", "removed"]},
+                    "multiplier": {"type": "integer"},
+                    "prepaid_mode": {"enum": ["platform", "meter"]},
+                    "relay_desired": {"enum": ["on", "off"]},
+                    "keep_power": {"type": "boolean"},
+                    "last_read_at": {"type": ["string", "null"]},
+                    "last_total": {
+                        "type": ["integer", "null"],
+                        "description": "Raw register: 0.01 kWh (electricity) or litres (water)",
+                    },
+                },
+            },
+            "Tariff": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "utility": {"type": "string"},
+                    "kind": {"enum": ["flat", "tou", "tiered"]},
+                    "versions": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+            "SaleRequest": {
+                "type": "object",
+                "required": ["amount", "method"],
+                "properties": {
+                    "account_id": {"type": "integer"},
+                    "account_number": {"type": "string"},
+                    "amount": MONEY,
+                    "method": {"enum": ["cash", "card", "wechat", "alipay", "transfer"]},
+                    "utility": {"enum": ["electricity", "water"]},
+                },
+            },
+            "Sale": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "receipt_no": {"type": "string"},
+                    "account_id": {"type": "integer"},
+                    "amount": MONEY,
+                    "fee": MONEY,
+                    "net": MONEY,
+                    "balance_after": MONEY,
+                    "method": {"type": "string"},
+                    "utility": {"type": "string"},
+                    "operator": {"type": "string"},
+                    "created_at": TIME,
+                    "idempotency_key": {"type": "string"},
+                    "reversed": {"type": "boolean"},
+                    "reversed_at": {"type": ["string", "null"]},
+                    "reversed_by": {"type": ["string", "null"]},
+                    "reverse_reason": {"type": ["string", "null"]},
+                },
+            },
+            "ReadingIn": {
+                "type": "object",
+                "required": ["read_at", "total"],
+                "properties": {
+                    "meter_id": {"type": "integer"},
+                    "serial": {"type": "string"},
+                    "read_at": TIME,
+                    "total": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Cumulative register: 0.01 kWh or litres, before the multiplier",
+                    },
+                    "t1": {"type": "integer", "minimum": 0},
+                    "t2": {"type": "integer", "minimum": 0},
+                    "t3": {"type": "integer", "minimum": 0},
+                    "t4": {"type": "integer", "minimum": 0},
+                },
+            },
+            "ReadingResult": {
+                "type": "object",
+                "properties": {
+                    "meter_id": {"type": "integer"},
+                    "read_at": TIME,
+                    "status": {
+                        "enum": [
+                            "baseline",
+                            "accepted",
+                            "out_of_order",
+                            "tamper",
+                            "held",
+                            "released",
+                            "ignored",
+                        ]
+                    },
+                    "consumption": {"type": "integer"},
+                    "charge": MONEY,
+                    "duplicate": {"type": "boolean"},
+                    "note": {"type": ["string", "null"]},
+                },
+            },
         },
     },
 }

@@ -50,8 +50,15 @@ def auth(permission: str):
             if actor is None:
                 return error(tr("unknown or revoked token"), None, 401)
             if not actor.can(permission):
-                return error(tr("this token's role '%(role)s' may not do '%(permission)s'",
-                                role=actor.role, permission=permission), None, 403)
+                return error(
+                    tr(
+                        "this token's role '%(role)s' may not do '%(permission)s'",
+                        role=actor.role,
+                        permission=permission,
+                    ),
+                    None,
+                    403,
+                )
             g.actor = actor
             return view(*args, **kwargs)
 
@@ -83,22 +90,40 @@ def _page() -> tuple[int, int]:
 
 def account_json(a: Account, balance: int) -> dict[str, Any]:
     return {
-        "id": a.id, "number": a.number, "tenant_id": a.tenant_id, "room_id": a.room_id,
-        "status": a.status, "balance": format_fen(balance), "alarm1": format_fen(a.alarm1_fen),
-        "alarm2": format_fen(a.alarm2_fen), "credit_limit": format_fen(a.credit_limit_fen),
-        "tariff_electricity_id": a.tariff_electricity_id, "tariff_water_id": a.tariff_water_id,
-        "opened_at": _iso(a.opened_at), "closed_at": _iso(a.closed_at),
+        "id": a.id,
+        "number": a.number,
+        "tenant_id": a.tenant_id,
+        "room_id": a.room_id,
+        "status": a.status,
+        "balance": format_fen(balance),
+        "alarm1": format_fen(a.alarm1_fen),
+        "alarm2": format_fen(a.alarm2_fen),
+        "credit_limit": format_fen(a.credit_limit_fen),
+        "tariff_electricity_id": a.tariff_electricity_id,
+        "tariff_water_id": a.tariff_water_id,
+        "opened_at": _iso(a.opened_at),
+        "closed_at": _iso(a.closed_at),
     }
 
 
 def sale_json(s: Sale) -> dict[str, Any]:
     return {
-        "id": s.id, "receipt_no": s.receipt_no, "account_id": s.account_id, "utility": s.utility,
-        "method": s.method, "amount": format_fen(s.amount_fen), "fee": format_fen(s.fee_fen),
-        "net": format_fen(s.net_fen), "balance_after": format_fen(s.balance_after_fen),
-        "operator": s.operator, "created_at": _iso(s.created_at), "idempotency_key": s.idempotency_key,
-        "reversed": s.reversal_entry_id is not None, "reversed_at": _iso(s.reversed_at),
-        "reversed_by": s.reversed_by or None, "reverse_reason": s.reverse_reason or None,
+        "id": s.id,
+        "receipt_no": s.receipt_no,
+        "account_id": s.account_id,
+        "utility": s.utility,
+        "method": s.method,
+        "amount": format_fen(s.amount_fen),
+        "fee": format_fen(s.fee_fen),
+        "net": format_fen(s.net_fen),
+        "balance_after": format_fen(s.balance_after_fen),
+        "operator": s.operator,
+        "created_at": _iso(s.created_at),
+        "idempotency_key": s.idempotency_key,
+        "reversed": s.reversal_entry_id is not None,
+        "reversed_at": _iso(s.reversed_at),
+        "reversed_by": s.reversed_by or None,
+        "reverse_reason": s.reverse_reason or None,
     }
 
 
@@ -112,11 +137,20 @@ def openapi():
 def tenants():
     limit, offset = _page()
     rows = Tenant.select().order_by(Tenant.id).limit(limit).offset(offset)
-    return jsonify({"items": [
-        {"id": t.id, "property_id": t.property_id, "name": t.name,
-         "phones": [p for p in t.phones.split(",") if p], "contact": t.contact}
-        for t in rows
-    ]})
+    return jsonify(
+        {
+            "items": [
+                {
+                    "id": t.id,
+                    "property_id": t.property_id,
+                    "name": t.name,
+                    "phones": [p for p in t.phones.split(",") if p],
+                    "contact": t.contact,
+                }
+                for t in rows
+            ]
+        }
+    )
 
 
 @bp.get("/accounts")
@@ -153,11 +187,21 @@ def account(account_id: int):
 def account_entries(account_id: int):
     acct = _account(account_id)
     limit, offset = _page()
-    return jsonify({"items": [
-        {"entry_id": e["entry_id"], "kind": e["kind"], "created_at": _iso(e["created_at"]),
-         "actor": e["actor"], "memo": e["memo"], "amount": format_fen(e["amount_fen"])}
-        for e in wallet_entries(acct.wallet_id, limit=limit, offset=offset)
-    ]})
+    return jsonify(
+        {
+            "items": [
+                {
+                    "entry_id": e["entry_id"],
+                    "kind": e["kind"],
+                    "created_at": _iso(e["created_at"]),
+                    "actor": e["actor"],
+                    "memo": e["memo"],
+                    "amount": format_fen(e["amount_fen"]),
+                }
+                for e in wallet_entries(acct.wallet_id, limit=limit, offset=offset)
+            ]
+        }
+    )
 
 
 @bp.get("/meters")
@@ -165,14 +209,31 @@ def account_entries(account_id: int):
 def meters():
     limit, offset = _page()
     rows = Meter.select().order_by(Meter.id).limit(limit).offset(offset)
-    return jsonify({"items": [
-        {"id": m.id, "serial": m.serial, "kind": m.kind, "protocol": m.protocol, "address": m.address,
-         "account_id": m.account_id, "room_id": m.room_id, "gateway_id": m.gateway_id,
-         "status": m.status, "multiplier": m.multiplier, "prepaid_mode": m.prepaid_mode,
-         "relay_desired": m.relay_desired, "relay_reason": m.relay_reason or None,
-         "keep_power": m.keep_power, "last_read_at": _iso(m.last_read_at), "last_total": m.last_total}
-        for m in rows
-    ]})
+    return jsonify(
+        {
+            "items": [
+                {
+                    "id": m.id,
+                    "serial": m.serial,
+                    "kind": m.kind,
+                    "protocol": m.protocol,
+                    "address": m.address,
+                    "account_id": m.account_id,
+                    "room_id": m.room_id,
+                    "gateway_id": m.gateway_id,
+                    "status": m.status,
+                    "multiplier": m.multiplier,
+                    "prepaid_mode": m.prepaid_mode,
+                    "relay_desired": m.relay_desired,
+                    "relay_reason": m.relay_reason or None,
+                    "keep_power": m.keep_power,
+                    "last_read_at": _iso(m.last_read_at),
+                    "last_total": m.last_total,
+                }
+                for m in rows
+            ]
+        }
+    )
 
 
 @bp.get("/tariffs")
@@ -183,12 +244,24 @@ def tariffs():
     for v in TariffVersion.select().order_by(TariffVersion.effective_from):
         versions.setdefault(v.tariff_id, []).append(v)
     for t in Tariff.select().order_by(Tariff.id):
-        out.append({
-            "id": t.id, "property_id": t.property_id, "name": t.name, "utility": t.utility,
-            "kind": t.kind, "active": t.active,
-            "versions": [{"effective_from": _iso(v.effective_from), "spec": _spec_strings(v.spec),
-                          "override_reason": v.override_reason or None} for v in versions.get(t.id, [])],
-        })
+        out.append(
+            {
+                "id": t.id,
+                "property_id": t.property_id,
+                "name": t.name,
+                "utility": t.utility,
+                "kind": t.kind,
+                "active": t.active,
+                "versions": [
+                    {
+                        "effective_from": _iso(v.effective_from),
+                        "spec": _spec_strings(v.spec),
+                        "override_reason": v.override_reason or None,
+                    }
+                    for v in versions.get(t.id, [])
+                ],
+            }
+        )
     return jsonify({"items": out})
 
 
@@ -202,7 +275,9 @@ def _spec_strings(spec_json: str) -> dict[str, Any]:
     if "prices" in spec:
         spec["prices"] = {k: format_price(v) for k, v in spec["prices"].items()}
     if "blocks" in spec:
-        spec["blocks"] = [{"upto": b["upto"], "price": format_price(b["price"])} for b in spec["blocks"]]
+        spec["blocks"] = [
+            {"upto": b["upto"], "price": format_price(b["price"])} for b in spec["blocks"]
+        ]
     return spec
 
 
@@ -211,7 +286,9 @@ def _spec_strings(spec_json: str) -> dict[str, Any]:
 def create_sale():
     key = request.headers.get("Idempotency-Key", "").strip()
     if not key:
-        raise ValidationError(tr("send an Idempotency-Key header (unique per sale)"), "Idempotency-Key")
+        raise ValidationError(
+            tr("send an Idempotency-Key header (unique per sale)"), "Idempotency-Key"
+        )
     body = _body()
     if "account_id" in body:
         if not isinstance(body["account_id"], int) or isinstance(body["account_id"], bool):
@@ -226,8 +303,15 @@ def create_sale():
     if not isinstance(body.get("amount"), str):
         raise ValidationError(tr('amount is a decimal string such as "100.00"'), "amount")
     amount = parse_yuan(body["amount"])
-    result = sell(acct, amount_fen=amount, method=str(body.get("method", "")), idempotency_key=key,
-                  utility=str(body.get("utility", "electricity")), actor=_actor(), now=utcnow())
+    result = sell(
+        acct,
+        amount_fen=amount,
+        method=str(body.get("method", "")),
+        idempotency_key=key,
+        utility=str(body.get("utility", "electricity")),
+        actor=_actor(),
+        now=utcnow(),
+    )
     return jsonify(sale_json(result.sale)), 201 if result.created else 200
 
 
@@ -260,32 +344,54 @@ def readings():
     body = _body()
     items = body.get("readings")
     if not isinstance(items, list) or not items:
-        raise ValidationError(tr("send {\"readings\": [...]} with at least one reading"), "readings")
+        raise ValidationError(tr('send {"readings": [...]} with at least one reading'), "readings")
     if len(items) > 20000:
         raise ValidationError(tr("at most 20,000 readings per request"), "readings")
     batch = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ValidationError(tr("reading %(index)s is not an object", index=i), f"readings.{i}")
+            raise ValidationError(
+                tr("reading %(index)s is not an object", index=i), f"readings.{i}"
+            )
         unknown = set(item) - set(READING_FIELDS)
         if unknown:
-            raise ValidationError(tr("reading %(index)s: unknown field %(field)s", index=i,
-                                     field=sorted(unknown)[0]), f"readings.{i}")
+            raise ValidationError(
+                tr("reading %(index)s: unknown field %(field)s", index=i, field=sorted(unknown)[0]),
+                f"readings.{i}",
+            )
         meter_id = item.get("meter_id")
         if meter_id is not None and (not isinstance(meter_id, int) or isinstance(meter_id, bool)):
-            raise ValidationError(tr("reading %(index)s: meter_id is a whole number", index=i),
-                                  f"readings.{i}.meter_id")
-        batch.append(ReadingIn(
-            meter_id=meter_id, serial=item.get("serial"), read_at=item.get("read_at"),  # type: ignore[arg-type]
-            total=item.get("total"), t1=item.get("t1"), t2=item.get("t2"), t3=item.get("t3"),  # type: ignore[arg-type]
-            t4=item.get("t4"), source="api",
-        ))
+            raise ValidationError(
+                tr("reading %(index)s: meter_id is a whole number", index=i),
+                f"readings.{i}.meter_id",
+            )
+        batch.append(
+            ReadingIn(
+                meter_id=meter_id,
+                serial=item.get("serial"),
+                read_at=item.get("read_at"),  # type: ignore[arg-type]
+                total=item.get("total"),
+                t1=item.get("t1"),
+                t2=item.get("t2"),
+                t3=item.get("t3"),  # type: ignore[arg-type]
+                t4=item.get("t4"),
+                source="api",
+            )
+        )
     results = apply_readings(batch, actor=_actor(), now=utcnow())
-    return jsonify({"results": [
-        {"meter_id": r.meter_id, "read_at": _iso(r.read_at), "status": r.status,
-         "consumption": r.consumption, "charge": format_fen(r.charge_fen), "duplicate": r.duplicate,
-         "note": r.note or None}
-        for r in results
-    ]})
-
-
+    return jsonify(
+        {
+            "results": [
+                {
+                    "meter_id": r.meter_id,
+                    "read_at": _iso(r.read_at),
+                    "status": r.status,
+                    "consumption": r.consumption,
+                    "charge": format_fen(r.charge_fen),
+                    "duplicate": r.duplicate,
+                    "note": r.note or None,
+                }
+                for r in results
+            ]
+        }
+    )

@@ -14,8 +14,9 @@ bp = Blueprint("auth", __name__)
 def login():
     error = None
     if request.method == "POST":
-        user = authenticate(request.form.get("username", ""), request.form.get("password", ""),
-                            now=utcnow())
+        user = authenticate(
+            request.form.get("username", ""), request.form.get("password", ""), now=utcnow()
+        )
         if user is None:
             error = _("Wrong username or password, or the account is locked for a while.")
         else:

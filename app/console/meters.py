@@ -51,11 +51,24 @@ def _grid(flt: GridFilter, page: int, *, errors=None, form=None, picked=(), stat
     pages = max((total + PAGE - 1) // PAGE, 1)
     page = min(page, pages)
     rows = _rows(query.paginate(page, PAGE), now)
-    body = render("console/meters.html", "results", rows=rows, flt=flt, args=flt.as_args(), page=page,
-                  pages=pages, total=total, statuses=GRID_STATUSES, kinds=KINDS, actions=list(ACTIONS),
-                  buildings=list(Building.select().order_by(Building.name)),
-                  tariffs=list(Tariff.select().order_by(Tariff.utility, Tariff.name)),
-                  errors=errors or {}, form=form or {}, picked=set(picked))
+    body = render(
+        "console/meters.html",
+        "results",
+        rows=rows,
+        flt=flt,
+        args=flt.as_args(),
+        page=page,
+        pages=pages,
+        total=total,
+        statuses=GRID_STATUSES,
+        kinds=KINDS,
+        actions=list(ACTIONS),
+        buildings=list(Building.select().order_by(Building.name)),
+        tariffs=list(Tariff.select().order_by(Tariff.utility, Tariff.name)),
+        errors=errors or {},
+        form=form or {},
+        picked=set(picked),
+    )
     return body, status_code
 
 
@@ -71,7 +84,12 @@ def _selected_ids(form) -> list[int]:
         return matching_ids(GridFilter.from_args(form), now=utcnow(), property_ids=scope)
     ids = [int(v) for v in form.getlist("meter_id") if v.isdigit()]
     if scope is not None:  # meters of other properties are dropped, as if they did not exist
-        ids = [i for (i,) in Meter.select(Meter.id).where(Meter.id.in_(ids) & Meter.property.in_(sorted(scope) or [0])).tuples()]
+        ids = [
+            i
+            for (i,) in Meter.select(Meter.id)
+            .where(Meter.id.in_(ids) & Meter.property.in_(sorted(scope) or [0]))
+            .tuples()
+        ]
     return ids
 
 
@@ -82,12 +100,20 @@ def meters_batch():
     action = form.get("action", "")
     params = {k: form.get(k, "") for k in ("reason", "tariff_id", "alarm1", "alarm2")}
     try:
-        run = start_batch(action, _selected_ids(form), actor=current_actor(), now=utcnow(), params=params)
+        run = start_batch(
+            action, _selected_ids(form), actor=current_actor(), now=utcnow(), params=params
+        )
     except PermissionDenied:
         abort(403)
     except DomainError as exc:
-        return _grid(GridFilter.from_args(form), 1, errors={exc.field or "action": exc.message},
-                     form=form.to_dict(), picked=form.getlist("meter_id"), status_code=422)
+        return _grid(
+            GridFilter.from_args(form),
+            1,
+            errors={exc.field or "action": exc.message},
+            form=form.to_dict(),
+            picked=form.getlist("meter_id"),
+            status_code=422,
+        )
     from workers.tasks.batch import run_batch_task
 
     run_batch_task(run.id)
@@ -106,17 +132,38 @@ def meters_export():
         query = query.where(Meter.id.in_(ids))
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(title="meters")
-    ws.append([_("Serial"), _("Type"), _("Building"), _("Room"), _("Account"), _("Tenant"), _("Status"),
-               _("Desired supply"), _("Confirmed supply"), _("Last reading"), _("Read at")])
+    ws.append(
+        [
+            _("Serial"),
+            _("Type"),
+            _("Building"),
+            _("Room"),
+            _("Account"),
+            _("Tenant"),
+            _("Status"),
+            _("Desired supply"),
+            _("Confirmed supply"),
+            _("Last reading"),
+            _("Read at"),
+        ]
+    )
     for m, status in _rows(query, now):
         room = m.room if m.room_id else None
-        ws.append([
-            m.serial, label(m.kind),
-            room.floor.building.name if room else "", room.number if room else "",
-            m.account.number if m.account_id else "", m.account.tenant.name if m.account_id else "",
-            label(status), label(m.relay_desired), label(m.relay_confirmed) if m.relay_confirmed else "",
-            m.last_total, m.last_read_at.strftime("%Y-%m-%d %H:%M") if m.last_read_at else "",
-        ])
+        ws.append(
+            [
+                m.serial,
+                label(m.kind),
+                room.floor.building.name if room else "",
+                room.number if room else "",
+                m.account.number if m.account_id else "",
+                m.account.tenant.name if m.account_id else "",
+                label(status),
+                label(m.relay_desired),
+                label(m.relay_confirmed) if m.relay_confirmed else "",
+                m.last_total,
+                m.last_read_at.strftime("%Y-%m-%d %H:%M") if m.last_read_at else "",
+            ]
+        )
     buf = io.BytesIO()
     wb.save(buf)
     resp = Response(buf.getvalue(), mimetype=XLSX)
@@ -127,7 +174,9 @@ def meters_export():
 @bp.get("/batches")
 @login_required("account.view")
 def batches():
-    runs = list(BatchRun.select().order_by(BatchRun.created_at.desc(), BatchRun.id.desc()).limit(50))
+    runs = list(
+        BatchRun.select().order_by(BatchRun.created_at.desc(), BatchRun.id.desc()).limit(50)
+    )
     return render("console/batches.html", runs=runs)
 
 
@@ -148,8 +197,13 @@ def gateways():
     counts = {
         gid: (total, offline or 0)
         for gid, total, offline in Meter.select(
-            Meter.gateway, fn.COUNT(Meter.id), fn.SUM(Meter.online == False)  # noqa: E712
-        ).where(Meter.gateway.is_null(False) & (Meter.status == "active")).group_by(Meter.gateway).tuples()
+            Meter.gateway,
+            fn.COUNT(Meter.id),
+            fn.SUM(Meter.online == False),
+        )
+        .where(Meter.gateway.is_null(False) & (Meter.status == "active"))
+        .group_by(Meter.gateway)
+        .tuples()
     }
     gateways = Gateway.select().order_by(Gateway.name, Gateway.id)
     scope = property_scope()
@@ -171,11 +225,23 @@ def _meter_or_404(meter_id: int) -> Meter:
 def _detail(meter: Meter, *, error: str = "", status_code: int = 200):
     now = utcnow()
     account = meter.account if meter.account_id else None
-    readings = list(Reading.select().where(Reading.meter == meter).order_by(Reading.read_at.desc()).limit(20))
-    commands = list(Command.select().where(Command.meter == meter).order_by(Command.id.desc()).limit(30))
+    readings = list(
+        Reading.select().where(Reading.meter == meter).order_by(Reading.read_at.desc()).limit(20)
+    )
+    commands = list(
+        Command.select().where(Command.meter == meter).order_by(Command.id.desc()).limit(30)
+    )
     status = display_status(meter, account.status if account else None, now)
-    return render("console/meter.html", "meter_actions", meter=meter, account=account, status=status,
-                  readings=readings, commands=commands, error=error), status_code
+    return render(
+        "console/meter.html",
+        "meter_actions",
+        meter=meter,
+        account=account,
+        status=status,
+        readings=readings,
+        commands=commands,
+        error=error,
+    ), status_code
 
 
 @bp.get("/meters/<int:meter_id>")

@@ -39,8 +39,10 @@ def index():
 def _account_query(q: str):
     query = (
         Account.select(Account, Tenant, LedgerAccount, Room)
-        .join(Tenant).switch(Account)
-        .join(LedgerAccount).switch(Account)
+        .join(Tenant)
+        .switch(Account)
+        .join(LedgerAccount)
+        .switch(Account)
         .join(Room, JOIN.LEFT_OUTER)
     )
     scope = property_scope()
@@ -51,8 +53,11 @@ def _account_query(q: str):
         like = f"%{q}%"
         serial_hit = Meter.select(Meter.account).where(Meter.serial.contains(q))
         query = query.where(
-            Account.number.contains(q) | Tenant.name ** like | Tenant.phones.contains(q)
-            | Room.number.contains(q) | Account.id.in_(serial_hit)
+            Account.number.contains(q)
+            | Tenant.name**like
+            | Tenant.phones.contains(q)
+            | Room.number.contains(q)
+            | Account.id.in_(serial_hit)
         )
     return query.order_by(Account.number)
 
@@ -68,8 +73,16 @@ def accounts():
         query = query.where(Account.status == status)
     total = query.count()
     rows = list(query.paginate(page, PAGE))
-    return render("console/accounts.html", "results", rows=rows, q=q, status=status, page=page,
-                  total=total, pages=max((total + PAGE - 1) // PAGE, 1))
+    return render(
+        "console/accounts.html",
+        "results",
+        rows=rows,
+        q=q,
+        status=status,
+        page=page,
+        total=total,
+        pages=max((total + PAGE - 1) // PAGE, 1),
+    )
 
 
 def _account_or_404(account_id: int) -> Account:
@@ -87,16 +100,28 @@ def account_detail(account_id: int):
     meters = list(Meter.select().where(Meter.account == acct).order_by(Meter.kind, Meter.serial))
     sales = list(Sale.select().where(Sale.account == acct).order_by(Sale.id.desc()).limit(20))
     entries = wallet_entries(acct.wallet_id, limit=30)
-    return render("console/account.html", account=acct, meters=meters, sales=sales, entries=entries,
-                  balance=LedgerAccount.get_by_id(acct.wallet_id).balance_fen)
+    return render(
+        "console/account.html",
+        account=acct,
+        meters=meters,
+        sales=sales,
+        entries=entries,
+        balance=LedgerAccount.get_by_id(acct.wallet_id).balance_fen,
+    )
 
 
 def _sale_form(acct: Account, errors: dict[str, str] | None = None, form: dict | None = None):
     prop = Property.get_by_id(acct.property_id)
     return render(
-        "console/sale.html", "sale_form", account=acct, property=prop, errors=errors or {},
+        "console/sale.html",
+        "sale_form",
+        account=acct,
+        property=prop,
+        errors=errors or {},
         form=form or {"request_id": uuid.uuid4().hex, "method": "cash", "amount": ""},
-        methods=METHODS, balance=LedgerAccount.get_by_id(acct.wallet_id).balance_fen, preview=None,
+        methods=METHODS,
+        balance=LedgerAccount.get_by_id(acct.wallet_id).balance_fen,
+        preview=None,
     )
 
 
@@ -118,8 +143,13 @@ def sale_preview(account_id: int):
     except DomainError as exc:
         return render("console/sale.html", "preview", preview=None, error=exc.message)
     fee, net = fee_split(amount, prop.service_fee_bp)
-    return render("console/sale.html", "preview", preview={"amount": amount, "fee": fee, "net": net},
-                  error=None, property=prop)
+    return render(
+        "console/sale.html",
+        "preview",
+        preview={"amount": amount, "fee": fee, "net": net},
+        error=None,
+        property=prop,
+    )
 
 
 @bp.post("/accounts/<int:account_id>/sale")
@@ -130,9 +160,15 @@ def sale_create(account_id: int):
     errors: dict[str, str] = {}
     try:
         amount = parse_yuan(form.get("amount", ""))
-        result = sell(acct, amount_fen=amount, method=form.get("method", ""),
-                      idempotency_key=form.get("request_id", ""), utility=form.get("utility", "electricity"),
-                      actor=current_actor(), now=utcnow())
+        result = sell(
+            acct,
+            amount_fen=amount,
+            method=form.get("method", ""),
+            idempotency_key=form.get("request_id", ""),
+            utility=form.get("utility", "electricity"),
+            actor=current_actor(),
+            now=utcnow(),
+        )
     except DomainError as exc:
         errors[exc.field or "amount"] = exc.message
         resp = _sale_form(acct, errors, form)
@@ -147,8 +183,13 @@ def receipt(sale_id: int):
     if sale is None:
         abort(404)
     check_property(sale.property_id)
-    return render("console/receipt.html", sale=sale, account=sale.account, property=sale.property,
-                  paper=request.args.get("paper", "80mm"))
+    return render(
+        "console/receipt.html",
+        sale=sale,
+        account=sale.account,
+        property=sale.property,
+        paper=request.args.get("paper", "80mm"),
+    )
 
 
 @bp.post("/sales/<int:sale_id>/reverse")
@@ -159,14 +200,22 @@ def reverse(sale_id: int):
         abort(404)
     check_property(sale.property_id)
     try:
-        reverse_sale(sale, reason=request.form.get("reason", ""), actor=current_actor(), now=utcnow())
+        reverse_sale(
+            sale, reason=request.form.get("reason", ""), actor=current_actor(), now=utcnow()
+        )
     except DomainError as exc:
         acct = sale.account
         meters = list(Meter.select().where(Meter.account == acct))
         sales = list(Sale.select().where(Sale.account == acct).order_by(Sale.id.desc()).limit(20))
-        return render("console/account.html", account=acct, meters=meters, sales=sales,
-                      entries=wallet_entries(acct.wallet_id, limit=30), reverse_error=exc.message,
-                      balance=LedgerAccount.get_by_id(acct.wallet_id).balance_fen), 422
+        return render(
+            "console/account.html",
+            account=acct,
+            meters=meters,
+            sales=sales,
+            entries=wallet_entries(acct.wallet_id, limit=30),
+            reverse_error=exc.message,
+            balance=LedgerAccount.get_by_id(acct.wallet_id).balance_fen,
+        ), 422
     return htmx_redirect(url_for("console.account_detail", account_id=sale.account_id))
 
 

@@ -131,7 +131,9 @@ class GatewayLink(Generic[F]):
                         return None
                     if not chunk:
                         await self.close()
-                        raise ConnectionError(f"gateway {self.host}:{self.port} closed the connection")
+                        raise ConnectionError(
+                            f"gateway {self.host}:{self.port} closed the connection"
+                        )
                     for frame in decoder.feed(chunk):
                         if match(frame):
                             self.stats.replies += 1

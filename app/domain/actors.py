@@ -61,7 +61,11 @@ class Actor:
     def require(self, permission: str) -> None:
         if not self.can(permission):
             raise PermissionDenied(
-                tr("role '%(role)s' may not do '%(permission)s'", role=self.role, permission=permission)
+                tr(
+                    "role '%(role)s' may not do '%(permission)s'",
+                    role=self.role,
+                    permission=permission,
+                )
             )
 
 

@@ -12,8 +12,9 @@ from app.domain.actors import Actor
 from app.models import AuditLog
 
 
-def audit_row(actor: Actor, action: str, object_type: str, object_id: Any, *, now: dt.datetime,
-              **detail: Any) -> dict[str, Any]:
+def audit_row(
+    actor: Actor, action: str, object_type: str, object_id: Any, *, now: dt.datetime, **detail: Any
+) -> dict[str, Any]:
     """The fields of one audit row; ``audit`` writes one, ``audit_many`` many at once."""
     return {
         "at": now,
@@ -26,10 +27,16 @@ def audit_row(actor: Actor, action: str, object_type: str, object_id: Any, *, no
 
 
 def audit(actor: Actor, action: str, obj: Any, *, now: dt.datetime, **detail: Any) -> None:
-    AuditLog.create(**audit_row(
-        actor, action, type(obj).__name__.lower() if obj is not None else "", getattr(obj, "id", ""),
-        now=now, **detail,
-    ))
+    AuditLog.create(
+        **audit_row(
+            actor,
+            action,
+            type(obj).__name__.lower() if obj is not None else "",
+            getattr(obj, "id", ""),
+            now=now,
+            **detail,
+        )
+    )
 
 
 def audit_many(rows: list[dict[str, Any]]) -> None:

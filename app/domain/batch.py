@@ -65,8 +65,14 @@ def _clean_params(action: str, params: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def start_batch(action: str, meter_ids: Iterable[int], *, actor: Actor, now: dt.datetime,
-                params: dict[str, Any] | None = None) -> BatchRun:
+def start_batch(
+    action: str,
+    meter_ids: Iterable[int],
+    *,
+    actor: Actor,
+    now: dt.datetime,
+    params: dict[str, Any] | None = None,
+) -> BatchRun:
     """Record a batch run; the caller queues ``run_batch`` for it after this returns."""
     if action not in ACTIONS:
         raise ValidationError(tr("unknown batch action"), "action")
@@ -79,8 +85,15 @@ def start_batch(action: str, meter_ids: Iterable[int], *, actor: Actor, now: dt.
         raise ValidationError(tr("at most %(n)s meters in one batch", n=MAX_ITEMS), "meter_id")
     clean = _clean_params(action, params or {})
     with write_tx():
-        run = BatchRun.create(action=action, params=json.dumps(clean), meter_ids=json.dumps(ids),
-                              total=len(ids), created_by=actor.name, created_role=actor.role, created_at=now)
+        run = BatchRun.create(
+            action=action,
+            params=json.dumps(clean),
+            meter_ids=json.dumps(ids),
+            total=len(ids),
+            created_by=actor.name,
+            created_role=actor.role,
+            created_at=now,
+        )
         audit(actor, "batch.start", run, now=now, batch_action=action, total=len(ids), **clean)
     return run
 
@@ -92,23 +105,38 @@ def _push_price(meter: Meter, *, actor: Actor, now: dt.datetime, tariff_id: int)
     if meter.prepaid_mode == "meter":
         # The box does not rate a meter that holds its own balance, and no driver can write
         # prices into one yet: say so rather than report a push that did not happen.
-        raise ValidationError(tr("this meter keeps its own balance; its prices cannot be pushed yet"), "tariff_id")
+        raise ValidationError(
+            tr("this meter keeps its own balance; its prices cannot be pushed yet"), "tariff_id"
+        )
     with write_tx():
         Meter.update(tariff=tariff.id).where(Meter.id == meter.id).execute()
         audit(actor, "meter.price_push", meter, now=now, tariff=tariff.id)
 
 
-def _push_thresholds(meter: Meter, *, actor: Actor, now: dt.datetime, alarm1_fen: int, alarm2_fen: int) -> None:
+def _push_thresholds(
+    meter: Meter, *, actor: Actor, now: dt.datetime, alarm1_fen: int, alarm2_fen: int
+) -> None:
     if not meter.account_id:
         raise ValidationError(tr("the meter has no account"), "meter_id")
     with write_tx():
-        Account.update(alarm1_fen=alarm1_fen, alarm2_fen=alarm2_fen).where(Account.id == meter.account_id).execute()
+        Account.update(alarm1_fen=alarm1_fen, alarm2_fen=alarm2_fen).where(
+            Account.id == meter.account_id
+        ).execute()
         refresh_accounts([meter.account_id], now=now)
-        audit(actor, "account.thresholds", Account.get_by_id(meter.account_id), now=now,
-              alarm1_fen=alarm1_fen, alarm2_fen=alarm2_fen, meter=meter.id)
+        audit(
+            actor,
+            "account.thresholds",
+            Account.get_by_id(meter.account_id),
+            now=now,
+            alarm1_fen=alarm1_fen,
+            alarm2_fen=alarm2_fen,
+            meter=meter.id,
+        )
 
 
-def _perform(action: str, meter: Meter, params: dict[str, Any], *, actor: Actor, now: dt.datetime) -> None:
+def _perform(
+    action: str, meter: Meter, params: dict[str, Any], *, actor: Actor, now: dt.datetime
+) -> None:
     if meter.status != "active" and action != "push_price":
         raise ValidationError(tr("the meter is not in service"), "meter_id")
     reason = params.get("reason", "")
@@ -118,9 +146,16 @@ def _perform(action: str, meter: Meter, params: dict[str, Any], *, actor: Actor,
         "restore": lambda: force_supply(meter, on=True, actor=actor, now=now, reason=reason),
         "keep_power": lambda: set_keep_power(meter, on=True, actor=actor, now=now, reason=reason),
         "release": lambda: set_keep_power(meter, on=False, actor=actor, now=now, reason=reason),
-        "push_price": lambda: _push_price(meter, actor=actor, now=now, tariff_id=params["tariff_id"]),
-        "push_thresholds": lambda: _push_thresholds(meter, actor=actor, now=now, alarm1_fen=params["alarm1_fen"],
-                                                    alarm2_fen=params["alarm2_fen"]),
+        "push_price": lambda: _push_price(
+            meter, actor=actor, now=now, tariff_id=params["tariff_id"]
+        ),
+        "push_thresholds": lambda: _push_thresholds(
+            meter,
+            actor=actor,
+            now=now,
+            alarm1_fen=params["alarm1_fen"],
+            alarm2_fen=params["alarm2_fen"],
+        ),
     }
     steps[action]()
 
@@ -148,16 +183,23 @@ def run_batch(run_id: int, *, now: dt.datetime, chunk: int = CHUNK) -> BatchRun:
                 _perform(run.action, meter, params, actor=actor, now=now)
                 ok += 1
             except DomainError as exc:
-                failures.append({"meter_id": mid, "serial": meter.serial if meter else "", "error": exc.message})
+                failures.append(
+                    {"meter_id": mid, "serial": meter.serial if meter else "", "error": exc.message}
+                )
         position += len(part)
         with write_tx():
             fresh = BatchRun.get_by_id(run.id)
             listed = json.loads(fresh.failures or "[]") + failures
-            BatchRun.update(position=position, done=fresh.done + ok, failed=fresh.failed + len(failures),
-                            failures=json.dumps(listed, ensure_ascii=False)).where(BatchRun.id == run.id).execute()
+            BatchRun.update(
+                position=position,
+                done=fresh.done + ok,
+                failed=fresh.failed + len(failures),
+                failures=json.dumps(listed, ensure_ascii=False),
+            ).where(BatchRun.id == run.id).execute()
     with write_tx():
         BatchRun.update(status="done", finished_at=now).where(
-            (BatchRun.id == run.id) & (BatchRun.status == "running")).execute()
+            (BatchRun.id == run.id) & (BatchRun.status == "running")
+        ).execute()
     return BatchRun.get_by_id(run.id)
 
 
@@ -165,9 +207,12 @@ def fail_batch(run_id: int, error: str, *, now: dt.datetime) -> None:
     """The run itself broke (not one item): stop it and say why."""
     with write_tx():
         run = BatchRun.get_by_id(run_id)
-        listed = json.loads(run.failures or "[]") + [{"meter_id": None, "serial": "", "error": error[:500]}]
-        BatchRun.update(status="failed", finished_at=now, failures=json.dumps(listed, ensure_ascii=False)).where(
-            (BatchRun.id == run_id) & (BatchRun.status == "running")).execute()
+        listed = json.loads(run.failures or "[]") + [
+            {"meter_id": None, "serial": "", "error": error[:500]}
+        ]
+        BatchRun.update(
+            status="failed", finished_at=now, failures=json.dumps(listed, ensure_ascii=False)
+        ).where((BatchRun.id == run_id) & (BatchRun.status == "running")).execute()
 
 
 def failures(run: BatchRun) -> list[dict[str, Any]]:

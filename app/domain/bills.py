@@ -126,8 +126,14 @@ class Bill:
     @property
     def reconciles(self) -> bool:
         return self.closing_fen == (
-            self.opening_fen + self.sales_fen - self.electricity_fen - self.water_fen
-            - self.apportionment_fen - self.fees_fen + self.reversals_fen + self.other_fen
+            self.opening_fen
+            + self.sales_fen
+            - self.electricity_fen
+            - self.water_fen
+            - self.apportionment_fen
+            - self.fees_fen
+            + self.reversals_fen
+            + self.other_fen
         )
 
     def as_dict(self) -> dict:
@@ -167,7 +173,8 @@ def _local(when: dt.datetime, tz: ZoneInfo) -> str:
 def _wallet_sum(wallet_id: int, before: dt.datetime) -> int:
     """The wallet balance from the legs posted before ``before``."""
     total = (
-        Leg.select(fn.SUM(Leg.amount_fen)).join(Entry)
+        Leg.select(fn.SUM(Leg.amount_fen))
+        .join(Entry)
         .where((Leg.ledger_account == wallet_id) & (Entry.created_at < before))
         .scalar()
     )
@@ -176,7 +183,7 @@ def _wallet_sum(wallet_id: int, before: dt.datetime) -> int:
 
 def compute_bill(account: Account, month: int) -> Bill:
     """The bill of ``account`` for local ``month`` (YYYYMM).  Reads only; deterministic."""
-    acct = (Account.select(Account, Tenant).join(Tenant).where(Account.id == account.id).first())
+    acct = Account.select(Account, Tenant).join(Tenant).where(Account.id == account.id).first()
     if acct is None:
         raise NotFound(tr("no such account"), "account")
     prop = Property.get_by_id(acct.property_id)
@@ -185,9 +192,20 @@ def compute_bill(account: Account, month: int) -> Bill:
     room = Room.get_by_id(acct.room_id).number if acct.room_id else ""
     opening = _wallet_sum(acct.wallet_id, start)
     rows = (
-        Leg.select(Leg.amount_fen, Entry.id, Entry.created_at, Entry.kind, Entry.memo, Entry.idempotency_key)
+        Leg.select(
+            Leg.amount_fen,
+            Entry.id,
+            Entry.created_at,
+            Entry.kind,
+            Entry.memo,
+            Entry.idempotency_key,
+        )
         .join(Entry)
-        .where((Leg.ledger_account == acct.wallet_id) & (Entry.created_at >= start) & (Entry.created_at < end))
+        .where(
+            (Leg.ledger_account == acct.wallet_id)
+            & (Entry.created_at >= start)
+            & (Entry.created_at < end)
+        )
         .order_by(Entry.created_at, Entry.id)
         .tuples()
     )
@@ -205,20 +223,42 @@ def compute_bill(account: Account, month: int) -> Bill:
             day[1] += 1
             day[2] = entry_id
             continue
-        lines.append(Line(entry_id=entry_id, at=at, kind=kind, category=cat, memo=memo, amount_fen=effect))
+        lines.append(
+            Line(entry_id=entry_id, at=at, kind=kind, category=cat, memo=memo, amount_fen=effect)
+        )
     for date, (fen, count, last_id) in days.items():
-        lines.append(Line(entry_id=last_id, at=date, kind="charge", category="electricity",
-                          memo=f"electricity {date}", amount_fen=fen, entries=count))
+        lines.append(
+            Line(
+                entry_id=last_id,
+                at=date,
+                kind="charge",
+                category="electricity",
+                memo=f"electricity {date}",
+                amount_fen=fen,
+                entries=count,
+            )
+        )
     lines.sort(key=lambda line: (line.at, line.entry_id))
     closing = opening + sum(totals.values())
     return Bill(
-        account_id=acct.id, number=acct.number, tenant=acct.tenant.name, room=room, property_name=prop.name,
-        timezone=prop.timezone, month=month, period_start=start_day(month).isoformat(),
+        account_id=acct.id,
+        number=acct.number,
+        tenant=acct.tenant.name,
+        room=room,
+        property_name=prop.name,
+        timezone=prop.timezone,
+        month=month,
+        period_start=start_day(month).isoformat(),
         period_end=(end_day(month) - dt.timedelta(days=1)).isoformat(),
-        opening_fen=opening, closing_fen=closing, sales_fen=totals["sales"],
+        opening_fen=opening,
+        closing_fen=closing,
+        sales_fen=totals["sales"],
         **{f"{c}_fen": -totals[c] for c in DEBITS},
-        reversals_fen=totals["reversals"], other_fen=totals["other"],
-        lines=tuple(lines), meters=_usage(acct.id, start, end), shared=_shared(acct.id, start, end),
+        reversals_fen=totals["reversals"],
+        other_fen=totals["other"],
+        lines=tuple(lines),
+        meters=_usage(acct.id, start, end),
+        shared=_shared(acct.id, start, end),
     )
 
 
@@ -233,17 +273,32 @@ def end_day(month: int) -> dt.date:
 
 
 def _usage(account_id: int, start: dt.datetime, end: dt.datetime) -> tuple[MeterUsage, ...]:
-    meters = list(Meter.select(Meter.id, Meter.serial, Meter.kind).where(Meter.account == account_id)
-                  .order_by(Meter.kind, Meter.serial).tuples())
+    meters = list(
+        Meter.select(Meter.id, Meter.serial, Meter.kind)
+        .where(Meter.account == account_id)
+        .order_by(Meter.kind, Meter.serial)
+        .tuples()
+    )
     if not meters:
         return ()
-    agg: dict[int, dict] = {m: {"readings": 0, "consumption": 0, "rated": 0, "rates": defaultdict(int)}
-                            for m, _, _ in meters}
+    agg: dict[int, dict] = {
+        m: {"readings": 0, "consumption": 0, "rated": 0, "rates": defaultdict(int)}
+        for m, _, _ in meters
+    }
     q = (
-        Reading.select(Reading.meter, Reading.rate_units, fn.COUNT(Reading.id), fn.SUM(Reading.consumption),
-                       fn.SUM(Reading.charge_fen))
-        .where(Reading.meter.in_([m for m, _, _ in meters]) & Reading.status.in_(USED)
-               & (Reading.read_at >= start) & (Reading.read_at < end))
+        Reading.select(
+            Reading.meter,
+            Reading.rate_units,
+            fn.COUNT(Reading.id),
+            fn.SUM(Reading.consumption),
+            fn.SUM(Reading.charge_fen),
+        )
+        .where(
+            Reading.meter.in_([m for m, _, _ in meters])
+            & Reading.status.in_(USED)
+            & (Reading.read_at >= start)
+            & (Reading.read_at < end)
+        )
         .group_by(Reading.meter, Reading.rate_units)
         .tuples()
     )
@@ -255,9 +310,15 @@ def _usage(account_id: int, start: dt.datetime, end: dt.datetime) -> tuple[Meter
         for rate, n in (json.loads(rate_units) if rate_units else {}).items():
             a["rates"][rate] += int(n)
     return tuple(
-        MeterUsage(meter_id=m, serial=serial, kind=kind, readings=agg[m]["readings"],
-                   consumption=agg[m]["consumption"], rate_units=dict(sorted(agg[m]["rates"].items())),
-                   rated_fen=agg[m]["rated"])
+        MeterUsage(
+            meter_id=m,
+            serial=serial,
+            kind=kind,
+            readings=agg[m]["readings"],
+            consumption=agg[m]["consumption"],
+            rate_units=dict(sorted(agg[m]["rates"].items())),
+            rated_fen=agg[m]["rated"],
+        )
         for m, serial, kind in meters
         if agg[m]["readings"]
     )
@@ -265,15 +326,34 @@ def _usage(account_id: int, start: dt.datetime, end: dt.datetime) -> tuple[Meter
 
 def _shared(account_id: int, start: dt.datetime, end: dt.datetime) -> tuple[SharedLine, ...]:
     q = (
-        ApportionmentPart.select(ApportionmentPart, ApportionmentRun, ApportionmentGroup, Meter, Entry)
-        .join(ApportionmentRun).join(ApportionmentGroup).join(Meter).switch(ApportionmentRun).join(Entry)
-        .where((ApportionmentPart.account == account_id) & (Entry.created_at >= start) & (Entry.created_at < end))
+        ApportionmentPart.select(
+            ApportionmentPart, ApportionmentRun, ApportionmentGroup, Meter, Entry
+        )
+        .join(ApportionmentRun)
+        .join(ApportionmentGroup)
+        .join(Meter)
+        .switch(ApportionmentRun)
+        .join(Entry)
+        .where(
+            (ApportionmentPart.account == account_id)
+            & (Entry.created_at >= start)
+            & (Entry.created_at < end)
+        )
         .order_by(Entry.created_at, ApportionmentRun.id)
     )
     return tuple(
-        SharedLine(run_id=p.run.id, group=p.run.group.name, month=month_label(p.run.month), mode=p.run.mode,
-                   rule=p.run.rule, utility=p.run.group.master_meter.kind, weight=p.weight,
-                   weight_total=p.run.weight_total, units=p.units, amount_fen=p.amount_fen)
+        SharedLine(
+            run_id=p.run.id,
+            group=p.run.group.name,
+            month=month_label(p.run.month),
+            mode=p.run.mode,
+            rule=p.run.rule,
+            utility=p.run.group.master_meter.kind,
+            weight=p.weight,
+            weight_total=p.run.weight_total,
+            units=p.units,
+            amount_fen=p.amount_fen,
+        )
         for p in q
     )
 
@@ -282,9 +362,14 @@ def billed_accounts(prop: Property, month: int) -> list[Account]:
     """Accounts open at some time during the month, by number."""
     start, end = month_bounds(month, ZoneInfo(prop.timezone))
     return list(
-        Account.select(Account, Tenant).join(Tenant)
-        .where((Account.property == prop.id) & Account.opened_at.is_null(False) & (Account.opened_at < end)
-               & (Account.closed_at.is_null() | (Account.closed_at >= start)))
+        Account.select(Account, Tenant)
+        .join(Tenant)
+        .where(
+            (Account.property == prop.id)
+            & Account.opened_at.is_null(False)
+            & (Account.opened_at < end)
+            & (Account.closed_at.is_null() | (Account.closed_at >= start))
+        )
         .order_by(Account.number)
     )
 
@@ -299,7 +384,9 @@ def issue_bills(prop: Property, *, month: int, actor: Actor, now: dt.datetime) -
     actor.require("operations.run")
     _, end = month_bounds(month, ZoneInfo(prop.timezone))
     if end > now:
-        raise ValidationError(tr("the month %(month)s is not over yet", month=month_label(month)), "month")
+        raise ValidationError(
+            tr("the month %(month)s is not over yet", month=month_label(month)), "month"
+        )
     counts = {"issued": 0, "unchanged": 0, "changed": 0}
     accounts = billed_accounts(prop, month)
     for i in range(0, len(accounts), 200):
@@ -307,9 +394,13 @@ def issue_bills(prop: Property, *, month: int, actor: Actor, now: dt.datetime) -
             for acct in accounts[i : i + 200]:
                 text = compute_bill(acct, month).canonical_json()
                 digest = digest_of(text)
-                first = BillSnapshot.get_or_none((BillSnapshot.account == acct.id) & (BillSnapshot.month == month))
+                first = BillSnapshot.get_or_none(
+                    (BillSnapshot.account == acct.id) & (BillSnapshot.month == month)
+                )
                 if first is None:
-                    BillSnapshot.create(account=acct.id, month=month, digest=digest, data=text, created_at=now)
+                    BillSnapshot.create(
+                        account=acct.id, month=month, digest=digest, data=text, created_at=now
+                    )
                     counts["issued"] += 1
                 elif first.digest == digest:
                     counts["unchanged"] += 1
@@ -322,4 +413,6 @@ def issue_bills(prop: Property, *, month: int, actor: Actor, now: dt.datetime) -
 
 
 def issued_bill(account: Account, month: int) -> BillSnapshot | None:
-    return BillSnapshot.get_or_none((BillSnapshot.account == account.id) & (BillSnapshot.month == month))
+    return BillSnapshot.get_or_none(
+        (BillSnapshot.account == account.id) & (BillSnapshot.month == month)
+    )

@@ -34,7 +34,9 @@ def supply_kind(meter: Meter, on: bool) -> str:
     return "relay_on" if on else "relay_off"
 
 
-def plan_supply_commands(meter_ids: Iterable[int] | None = None, *, now: dt.datetime) -> list[Command]:
+def plan_supply_commands(
+    meter_ids: Iterable[int] | None = None, *, now: dt.datetime
+) -> list[Command]:
     """Queue a supply command for each active meter whose desired state differs from what
     it last confirmed and that has no open command for that state already.  Caller may hold
     write_tx(); opens its own otherwise."""
@@ -42,7 +44,8 @@ def plan_supply_commands(meter_ids: Iterable[int] | None = None, *, now: dt.date
         # A gap counts once the meter reported its state, or once a decision was taken (a new
         # account at zero is tripped before its first poll).
         q = Meter.select().where(
-            (Meter.status == "active") & (Meter.relay_desired != Meter.relay_confirmed)
+            (Meter.status == "active")
+            & (Meter.relay_desired != Meter.relay_confirmed)
             & ((Meter.relay_confirmed != "") | Meter.relay_changed_at.is_null(False))
         )
         if meter_ids is not None:
@@ -55,7 +58,8 @@ def plan_supply_commands(meter_ids: Iterable[int] | None = None, *, now: dt.date
             return []
         open_cmds: dict[int, list[Command]] = {}
         for cmd in Command.select().where(
-            Command.meter.in_([m.id for m in meters]) & Command.status.in_(OPEN)
+            Command.meter.in_([m.id for m in meters])
+            & Command.status.in_(OPEN)
             & Command.kind.in_(SUPPLY_KINDS)
         ):
             open_cmds.setdefault(cmd.meter_id, []).append(cmd)
@@ -68,11 +72,19 @@ def plan_supply_commands(meter_ids: Iterable[int] | None = None, *, now: dt.date
             stale = [c.id for c in existing]
             if stale:
                 Command.update(status="superseded", result="replaced by a newer decision").where(
-                    Command.id.in_(stale)).execute()
-            created.append(Command.create(
-                meter=m, kind=want, actor="system", reason=m.relay_reason or "restore",
-                payload=json.dumps({"desired": m.relay_desired}), created_at=now, next_attempt_at=now,
-            ))
+                    Command.id.in_(stale)
+                ).execute()
+            created.append(
+                Command.create(
+                    meter=m,
+                    kind=want,
+                    actor="system",
+                    reason=m.relay_reason or "restore",
+                    payload=json.dumps({"desired": m.relay_desired}),
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
     return created
 
 
@@ -80,13 +92,16 @@ def due_commands(meter_ids: Iterable[int], *, now: dt.datetime) -> list[Command]
     ids = list(meter_ids)
     if not ids:
         return []
-    return list(Command.select().where(
-        Command.meter.in_(ids) & Command.status.in_(OPEN) & (Command.next_attempt_at <= now)
-    ).order_by(Command.id))
+    return list(
+        Command.select()
+        .where(Command.meter.in_(ids) & Command.status.in_(OPEN) & (Command.next_attempt_at <= now))
+        .order_by(Command.id)
+    )
 
 
-def record_attempt(command: Command, *, ok: bool, confirmed_state: str | None, result: str,
-                   now: dt.datetime) -> Command:
+def record_attempt(
+    command: Command, *, ok: bool, confirmed_state: str | None, result: str, now: dt.datetime
+) -> Command:
     """Store the outcome of sending ``command``; schedule a retry or give up with an alert."""
     with write_tx():
         cmd = Command.get_by_id(command.id)
@@ -95,27 +110,45 @@ def record_attempt(command: Command, *, ok: bool, confirmed_state: str | None, r
         attempts = cmd.attempts + 1
         meter = Meter.get_by_id(cmd.meter_id)
         if ok:
-            Command.update(status="confirmed", attempts=attempts, sent_at=cmd.sent_at or now,
-                           confirmed_at=now, result=result).where(Command.id == cmd.id).execute()
+            Command.update(
+                status="confirmed",
+                attempts=attempts,
+                sent_at=cmd.sent_at or now,
+                confirmed_at=now,
+                result=result,
+            ).where(Command.id == cmd.id).execute()
             if confirmed_state is not None:
                 Meter.update(relay_confirmed=confirmed_state, relay_confirmed_at=now).where(
-                    Meter.id == meter.id).execute()
+                    Meter.id == meter.id
+                ).execute()
         elif attempts >= MAX_ATTEMPTS:
-            Command.update(status="failed", attempts=attempts, sent_at=cmd.sent_at or now,
-                           result=result).where(Command.id == cmd.id).execute()
-            Event.create(kind="command.failed", property=meter.property_id, account=meter.account_id,
-                         meter=meter.id, created_at=now,
-                         data=json.dumps({"command": cmd.id, "kind": cmd.kind, "result": result}))
+            Command.update(
+                status="failed", attempts=attempts, sent_at=cmd.sent_at or now, result=result
+            ).where(Command.id == cmd.id).execute()
+            Event.create(
+                kind="command.failed",
+                property=meter.property_id,
+                account=meter.account_id,
+                meter=meter.id,
+                created_at=now,
+                data=json.dumps({"command": cmd.id, "kind": cmd.kind, "result": result}),
+            )
         else:
-            Command.update(status="sent", attempts=attempts, sent_at=cmd.sent_at or now, result=result,
-                           next_attempt_at=now + dt.timedelta(seconds=RETRY_DELAYS[attempts - 1])).where(
-                Command.id == cmd.id).execute()
+            Command.update(
+                status="sent",
+                attempts=attempts,
+                sent_at=cmd.sent_at or now,
+                result=result,
+                next_attempt_at=now + dt.timedelta(seconds=RETRY_DELAYS[attempts - 1]),
+            ).where(Command.id == cmd.id).execute()
     return Command.get_by_id(cmd.id)
 
 
 def record_confirmed_state(meter_id: int, state: str, *, now: dt.datetime) -> None:
     """What a poll saw the relay/valve doing."""
-    Meter.update(relay_confirmed=state, relay_confirmed_at=now).where(Meter.id == meter_id).execute()
+    Meter.update(relay_confirmed=state, relay_confirmed_at=now).where(
+        Meter.id == meter_id
+    ).execute()
 
 
 def force_supply(meter: Meter, *, on: bool, actor: Actor, now: dt.datetime, reason: str) -> Meter:
@@ -139,11 +172,23 @@ def force_supply(meter: Meter, *, on: bool, actor: Actor, now: dt.datetime, reas
         else:
             desired, why = "off", "forced"
         Meter.update(relay_desired=desired, relay_reason=why, relay_changed_at=now).where(
-            Meter.id == meter.id).execute()
-        Event.create(kind=f"relay.{desired}", property=meter.property_id, account=meter.account_id,
-                     meter=meter.id, created_at=now, data=json.dumps({"reason": why or "restored",
-                                                                      "kind": meter.kind}))
-        audit(actor, "meter.force_off" if not on else "meter.restore_prepaid", meter, now=now, reason=reason)
+            Meter.id == meter.id
+        ).execute()
+        Event.create(
+            kind=f"relay.{desired}",
+            property=meter.property_id,
+            account=meter.account_id,
+            meter=meter.id,
+            created_at=now,
+            data=json.dumps({"reason": why or "restored", "kind": meter.kind}),
+        )
+        audit(
+            actor,
+            "meter.force_off" if not on else "meter.restore_prepaid",
+            meter,
+            now=now,
+            reason=reason,
+        )
         plan_supply_commands([meter.id], now=now)
     return Meter.get_by_id(meter.id)
 
@@ -155,37 +200,73 @@ def overload_trip(meter_id: int, power_w: int, *, now: dt.datetime) -> None:
         if meter.relay_desired == "off" and meter.relay_reason == "overload":
             return
         Meter.update(relay_desired="off", relay_reason="overload", relay_changed_at=now).where(
-            Meter.id == meter_id).execute()
-        Event.create(kind="meter.overload", property=meter.property_id, account=meter.account_id,
-                     meter=meter.id, created_at=now,
-                     data=json.dumps({"power_w": power_w, "limit_w": meter.power_limit_w}))
-        audit(SYSTEM, "meter.overload_trip", meter, now=now, power_w=power_w, limit_w=meter.power_limit_w)
+            Meter.id == meter_id
+        ).execute()
+        Event.create(
+            kind="meter.overload",
+            property=meter.property_id,
+            account=meter.account_id,
+            meter=meter.id,
+            created_at=now,
+            data=json.dumps({"power_w": power_w, "limit_w": meter.power_limit_w}),
+        )
+        audit(
+            SYSTEM,
+            "meter.overload_trip",
+            meter,
+            now=now,
+            power_w=power_w,
+            limit_w=meter.power_limit_w,
+        )
         plan_supply_commands([meter_id], now=now)
 
 
-def queue_purchase(meter: Meter, *, amount_fen: int, actor: Actor, now: dt.datetime, key: str) -> Command:
+def queue_purchase(
+    meter: Meter, *, amount_fen: int, actor: Actor, now: dt.datetime, key: str
+) -> Command:
     """Meter-held balance: push a purchase to the meter with the next purchase count."""
     with write_tx():
         existing = Command.get_or_none(Command.idempotency_key == key)
         if existing is not None:
             return existing
         meter = Meter.get_by_id(meter.id)
-        pending = Command.select().where((Command.meter == meter) & (Command.kind == "purchase")
-                                         & Command.status.in_(OPEN)).count()
+        pending = (
+            Command.select()
+            .where(
+                (Command.meter == meter) & (Command.kind == "purchase") & Command.status.in_(OPEN)
+            )
+            .count()
+        )
         count = meter.purchase_count + pending + 1
-        return Command.create(meter=meter, kind="purchase", actor=actor.name, reason="sale",
-                              payload=json.dumps({"amount_fen": amount_fen, "count": count}),
-                              idempotency_key=key, created_at=now, next_attempt_at=now)
+        return Command.create(
+            meter=meter,
+            kind="purchase",
+            actor=actor.name,
+            reason="sale",
+            payload=json.dumps({"amount_fen": amount_fen, "count": count}),
+            idempotency_key=key,
+            created_at=now,
+            next_attempt_at=now,
+        )
 
 
-def queue_keep_power(meter: Meter, *, on: bool, actor: Actor, now: dt.datetime, reason: str) -> Command:
+def queue_keep_power(
+    meter: Meter, *, on: bool, actor: Actor, now: dt.datetime, reason: str
+) -> Command:
     """Tell the meter itself to keep power (or release it), superseding an open opposite one."""
     with write_tx():
         kinds = ("keep_power", "keep_power_release")
         Command.update(status="superseded", result="replaced by a newer decision").where(
-            (Command.meter == meter.id) & Command.kind.in_(kinds) & Command.status.in_(OPEN)).execute()
-        return Command.create(meter=meter.id, kind=kinds[0] if on else kinds[1], actor=actor.name,
-                              reason=reason[:200], created_at=now, next_attempt_at=now)
+            (Command.meter == meter.id) & Command.kind.in_(kinds) & Command.status.in_(OPEN)
+        ).execute()
+        return Command.create(
+            meter=meter.id,
+            kind=kinds[0] if on else kinds[1],
+            actor=actor.name,
+            reason=reason[:200],
+            created_at=now,
+            next_attempt_at=now,
+        )
 
 
 def queue_read(meter: Meter, *, actor: Actor, now: dt.datetime) -> Command:
@@ -193,12 +274,19 @@ def queue_read(meter: Meter, *, actor: Actor, now: dt.datetime) -> Command:
     At most one open read request per meter."""
     actor.require("meter.control")
     with write_tx():
-        existing = Command.get_or_none((Command.meter == meter.id) & (Command.kind == "read")
-                                       & Command.status.in_(OPEN))
+        existing = Command.get_or_none(
+            (Command.meter == meter.id) & (Command.kind == "read") & Command.status.in_(OPEN)
+        )
         if existing is not None:
             return existing
-        return Command.create(meter=meter.id, kind="read", actor=actor.name, reason="read now",
-                              created_at=now, next_attempt_at=now)
+        return Command.create(
+            meter=meter.id,
+            kind="read",
+            actor=actor.name,
+            reason="read now",
+            created_at=now,
+            next_attempt_at=now,
+        )
 
 
 def payload(command: Command) -> dict[str, Any]:

@@ -480,7 +480,7 @@ def validate_meters(prop: Property, rows: Sequence[Row], *, create_rooms: bool =
     }
     tariffs = {
         t.name: t
-        for t in Tariff.select().where((Tariff.property == prop) & (Tariff.active == True))  # noqa: E712
+        for t in Tariff.select().where((Tariff.property == prop) & (Tariff.active == True))
     }
     profiles = set(available_profiles())
     buildings, floors, rooms, by_number = _room_index(prop)

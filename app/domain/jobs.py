@@ -61,8 +61,14 @@ class RunSummary:
         return asdict(self)
 
 
-def run_job(kind: str, key: str, work: Callable[[], dict[str, int]], *, clock: Clock,
-            property_id: int | None = None) -> tuple[Job, bool]:
+def run_job(
+    kind: str,
+    key: str,
+    work: Callable[[], dict[str, int]],
+    *,
+    clock: Clock,
+    property_id: int | None = None,
+) -> tuple[Job, bool]:
     """Run ``work`` under the Job ``key`` unless it finished before; returns (job, ran).
 
     A ``DomainError`` marks the job failed with its message; any other exception marks it
@@ -70,15 +76,28 @@ def run_job(kind: str, key: str, work: Callable[[], dict[str, int]], *, clock: C
     """
     with write_tx():
         job = Job.get_or_none(Job.key == key)
-        if job is not None and (job.status == "ok" or (job.status == "failed" and job.attempts >= MAX_ATTEMPTS)):
+        if job is not None and (
+            job.status == "ok" or (job.status == "failed" and job.attempts >= MAX_ATTEMPTS)
+        ):
             return job, False
         started = clock()
         if job is None:
-            job = Job.create(kind=kind, key=key, property=property_id, status="running", started_at=started,
-                             attempts=1)
+            job = Job.create(
+                kind=kind,
+                key=key,
+                property=property_id,
+                status="running",
+                started_at=started,
+                attempts=1,
+            )
         else:
-            Job.update(status="running", started_at=started, finished_at=None, attempts=Job.attempts + 1,
-                       error="").where(Job.id == job.id).execute()
+            Job.update(
+                status="running",
+                started_at=started,
+                finished_at=None,
+                attempts=Job.attempts + 1,
+                error="",
+            ).where(Job.id == job.id).execute()
     try:
         counts = work()
     except DomainError as exc:
@@ -93,8 +112,12 @@ def run_job(kind: str, key: str, work: Callable[[], dict[str, int]], *, clock: C
 
 def _finish(job_id: int, status: str, counts: dict[str, int], error: str, clock: Clock) -> None:
     with write_tx():
-        Job.update(status=status, finished_at=clock(), counts=json.dumps(counts, sort_keys=True),
-                   error=error).where(Job.id == job_id).execute()
+        Job.update(
+            status=status,
+            finished_at=clock(),
+            counts=json.dumps(counts, sort_keys=True),
+            error=error,
+        ).where(Job.id == job_id).execute()
 
 
 def reset_job(job: Job, *, actor: Actor, now: dt.datetime) -> Job:
@@ -109,8 +132,15 @@ def reset_job(job: Job, *, actor: Actor, now: dt.datetime) -> Job:
     return Job.get_by_id(job.id)
 
 
-def _unit(summary: RunSummary, kind: str, key: str, work: Callable[[], dict[str, int]], *, clock: Clock,
-          property_id: int | None) -> None:
+def _unit(
+    summary: RunSummary,
+    kind: str,
+    key: str,
+    work: Callable[[], dict[str, int]],
+    *,
+    clock: Clock,
+    property_id: int | None,
+) -> None:
     try:
         job, ran = run_job(kind, key, work, clock=clock, property_id=property_id)
     except Exception as exc:  # noqa: BLE001 - recorded on the Job; the other units still run
@@ -131,18 +161,32 @@ def _raise_unexpected(summary: RunSummary) -> RunSummary:
     return summary
 
 
-def run_water_daily(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYSTEM) -> RunSummary:
+def run_water_daily(
+    *, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYSTEM
+) -> RunSummary:
     """Deduct each finished local day's water, per property (catching up missed days)."""
     clock = clock or (lambda: now)
     summary = RunSummary()
     for prop in Property.select().order_by(Property.id):
         for day in days_due(prop, now=now):
+
             def work(prop: Property = prop, day: dt.date = day) -> dict[str, int]:
                 res = deduct_water_day(prop, day, actor=actor, now=now)
-                return {"accounts": res.accounts, "readings": res.readings, "amount_fen": res.amount_fen,
-                        "posted": int(res.created)}
+                return {
+                    "accounts": res.accounts,
+                    "readings": res.readings,
+                    "amount_fen": res.amount_fen,
+                    "posted": int(res.created),
+                }
 
-            _unit(summary, "water.daily", day_key(prop.id, day), work, clock=clock, property_id=prop.id)
+            _unit(
+                summary,
+                "water.daily",
+                day_key(prop.id, day),
+                work,
+                clock=clock,
+                property_id=prop.id,
+            )
     return _raise_unexpected(summary)
 
 
@@ -156,17 +200,29 @@ def run_rent(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYS
         def work(prop: Property = prop, today: dt.date = today) -> dict[str, int]:
             return charge_due(prop, today=today, actor=actor, now=now).counts()
 
-        _unit(summary, "rent", f"rent:{prop.id}:{today.isoformat()}", work, clock=clock, property_id=prop.id)
+        _unit(
+            summary,
+            "rent",
+            f"rent:{prop.id}:{today.isoformat()}",
+            work,
+            clock=clock,
+            property_id=prop.id,
+        )
     return _raise_unexpected(summary)
 
 
-def run_apportionment(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYSTEM) -> RunSummary:
+def run_apportionment(
+    *, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYSTEM
+) -> RunSummary:
     """Post the previous local month of each active group (from its start month on)."""
     clock = clock or (lambda: now)
     summary = RunSummary()
-    groups = ApportionmentGroup.select(ApportionmentGroup, Property).join(Property).where(
-        ApportionmentGroup.active == True  # noqa: E712
-    ).order_by(ApportionmentGroup.id)
+    groups = (
+        ApportionmentGroup.select(ApportionmentGroup, Property)
+        .join(Property)
+        .where(ApportionmentGroup.active == True)
+        .order_by(ApportionmentGroup.id)
+    )
     for group in groups:
         month = previous_month(month_of(now, ZoneInfo(group.property.timezone)))
         if month < group.start_month:
@@ -174,11 +230,21 @@ def run_apportionment(*, now: dt.datetime, clock: Clock | None = None, actor: Ac
 
         def work(group: ApportionmentGroup = group, month: int = month) -> dict[str, int]:
             run, created = post_apportionment(group, month, actor=actor, now=now)
-            return {"posted": int(created), "amount_fen": run.amount_fen, "units": run.units,
-                    "accounts": run.parts.count()}
+            return {
+                "posted": int(created),
+                "amount_fen": run.amount_fen,
+                "units": run.units,
+                "accounts": run.parts.count(),
+            }
 
-        _unit(summary, "apportionment", f"apportionment:{group.id}:{month_label(month)}", work, clock=clock,
-              property_id=group.property_id)
+        _unit(
+            summary,
+            "apportionment",
+            f"apportionment:{group.id}:{month_label(month)}",
+            work,
+            clock=clock,
+            property_id=group.property_id,
+        )
     return _raise_unexpected(summary)
 
 
@@ -192,5 +258,12 @@ def run_bills(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SY
         def work(prop: Property = prop, month: int = month) -> dict[str, int]:
             return issue_bills(prop, month=month, actor=actor, now=now)
 
-        _unit(summary, "bills", f"bills:{prop.id}:{month_label(month)}", work, clock=clock, property_id=prop.id)
+        _unit(
+            summary,
+            "bills",
+            f"bills:{prop.id}:{month_label(month)}",
+            work,
+            clock=clock,
+            property_id=prop.id,
+        )
     return _raise_unexpected(summary)

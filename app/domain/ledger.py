@@ -48,19 +48,18 @@ def ensure_system_accounts(prop: Property) -> dict[str, LedgerAccount]:
 
 def system_account(prop_id: int, code: str) -> LedgerAccount:
     try:
-        return LedgerAccount.get(
-            (LedgerAccount.property == prop_id) & (LedgerAccount.code == code)
-        )
+        return LedgerAccount.get((LedgerAccount.property == prop_id) & (LedgerAccount.code == code))
     except LedgerAccount.DoesNotExist:
         ensure_system_accounts(Property.get_by_id(prop_id))
-        return LedgerAccount.get(
-            (LedgerAccount.property == prop_id) & (LedgerAccount.code == code)
-        )
+        return LedgerAccount.get((LedgerAccount.property == prop_id) & (LedgerAccount.code == code))
 
 
 def create_wallet(prop: Property, number: str) -> LedgerAccount:
     return LedgerAccount.create(
-        property=prop, code=f"wallet:{number}", name=f"Wallet {number}", kind="liability",
+        property=prop,
+        code=f"wallet:{number}",
+        name=f"Wallet {number}",
+        kind="liability",
         normal=-1,
     )
 
@@ -89,12 +88,18 @@ def post_entry(
     # The balances this entry moves are locked before its legs reference them (see lock_rows).
     lock_rows("ledger_account", merged)
     entry = Entry.create(
-        kind=kind, created_at=now, actor=actor, memo=memo,
-        idempotency_key=idempotency_key, reverses=reverses,
+        kind=kind,
+        created_at=now,
+        actor=actor,
+        memo=memo,
+        idempotency_key=idempotency_key,
+        reverses=reverses,
     )
     legs_rows = [(entry.id, a, v) for a, v in merged.items()]
     for i in range(0, len(legs_rows), 2000):
-        Leg.insert_many(legs_rows[i : i + 2000], fields=[Leg.entry, Leg.ledger_account, Leg.amount_fen]).execute()
+        Leg.insert_many(
+            legs_rows[i : i + 2000], fields=[Leg.entry, Leg.ledger_account, Leg.amount_fen]
+        ).execute()
     apply_balance_deltas(merged)
     return entry
 
@@ -103,7 +108,7 @@ def apply_balance_deltas(deltas: Mapping[int, int]) -> None:
     """balance_fen += normal * delta for each ledger account, set-based."""
     rows = [(v, k) for k, v in deltas.items() if v]
     if len(rows) == 1:
-        (delta, acct_id), = rows
+        ((delta, acct_id),) = rows
         LedgerAccount.update(
             balance_fen=LedgerAccount.balance_fen + LedgerAccount.normal * delta
         ).where(LedgerAccount.id == acct_id).execute()
@@ -132,9 +137,7 @@ def verify_ledger() -> VerifyReport:
     """Re-derive every balance from the legs; report any difference and unbalanced entries."""
     problems: list[str] = []
     sums = dict(
-        Leg.select(Leg.ledger_account, fn.SUM(Leg.amount_fen))
-        .group_by(Leg.ledger_account)
-        .tuples()
+        Leg.select(Leg.ledger_account, fn.SUM(Leg.amount_fen)).group_by(Leg.ledger_account).tuples()
     )
     count = 0
     for acct in LedgerAccount.select().iterator():

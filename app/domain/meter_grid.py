@@ -37,17 +37,23 @@ def _live() -> Expression:
 
 
 def _kept(now: dt.datetime) -> Expression:
-    return (Meter.keep_power == True) & (Meter.keep_power_until.is_null() | (Meter.keep_power_until > now))  # noqa: E712
+    return (Meter.keep_power == True) & (
+        Meter.keep_power_until.is_null() | (Meter.keep_power_until > now)
+    )
 
 
 def _status_clause(status: str, now: dt.datetime) -> Expression:
     if status == "not_opened":
-        return (Meter.status != "active") | Meter.account.is_null() | Account.status.not_in(sorted(LIVE))
+        return (
+            (Meter.status != "active")
+            | Meter.account.is_null()
+            | Account.status.not_in(sorted(LIVE))
+        )
     if status == "offline":
-        return _live() & (Meter.online == False)  # noqa: E712
+        return _live() & (Meter.online == False)
     if status == "kept_on":
-        return _live() & (Meter.online == True) & _kept(now)  # noqa: E712
-    return _live() & (Meter.online == True) & ~_kept(now) & (Account.status == status)  # noqa: E712
+        return _live() & (Meter.online == True) & _kept(now)
+    return _live() & (Meter.online == True) & ~_kept(now) & (Account.status == status)
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,12 @@ class GridFilter:
         )
 
     def as_args(self) -> dict[str, str]:
-        return {"q": self.q, "building": str(self.building or ""), "status": self.status, "kind": self.kind}
+        return {
+            "q": self.q,
+            "building": str(self.building or ""),
+            "status": self.status,
+            "kind": self.kind,
+        }
 
 
 def grid_query(flt: GridFilter, *, now: dt.datetime, property_ids: set[int] | None = None):
@@ -78,15 +89,23 @@ def grid_query(flt: GridFilter, *, now: dt.datetime, property_ids: set[int] | No
     ``property_ids`` limits them to the properties a user may see (``None``: all)."""
     query = (
         Meter.select(Meter, Account, Tenant, Room, Floor, Building)
-        .join(Account, JOIN.LEFT_OUTER).join(Tenant, JOIN.LEFT_OUTER).switch(Meter)
-        .join(Room, JOIN.LEFT_OUTER).join(Floor, JOIN.LEFT_OUTER).join(Building, JOIN.LEFT_OUTER)
+        .join(Account, JOIN.LEFT_OUTER)
+        .join(Tenant, JOIN.LEFT_OUTER)
+        .switch(Meter)
+        .join(Room, JOIN.LEFT_OUTER)
+        .join(Floor, JOIN.LEFT_OUTER)
+        .join(Building, JOIN.LEFT_OUTER)
     )
     if property_ids is not None:
         query = query.where(Meter.property.in_(sorted(property_ids) or [0]))
     if flt.q:
         like = f"%{flt.q}%"
-        query = query.where(Meter.serial.contains(flt.q) | Room.number.contains(flt.q)
-                            | Account.number.contains(flt.q) | (Tenant.name ** like))
+        query = query.where(
+            Meter.serial.contains(flt.q)
+            | Room.number.contains(flt.q)
+            | Account.number.contains(flt.q)
+            | (Tenant.name**like)
+        )
     if flt.building:
         query = query.where(Floor.building == flt.building)
     if flt.kind:
@@ -96,7 +115,8 @@ def grid_query(flt: GridFilter, *, now: dt.datetime, property_ids: set[int] | No
     return query.order_by(Meter.serial)
 
 
-def matching_ids(flt: GridFilter, *, now: dt.datetime, limit: int = 20000,
-                 property_ids: set[int] | None = None) -> list[int]:
+def matching_ids(
+    flt: GridFilter, *, now: dt.datetime, limit: int = 20000, property_ids: set[int] | None = None
+) -> list[int]:
     query = grid_query(flt, now=now, property_ids=property_ids)
     return [mid for (mid,) in query.select(Meter.id).limit(limit).tuples()]

@@ -13,7 +13,7 @@ MAX_SALE_FEN = 100_000_000  # one million yuan
 def parse_yuan(text: object, field: str = "amount", *, allow_zero: bool = False) -> int:
     """'97.5' -> 9750 fen.  At most two decimals; refuses floats, signs and garbage."""
     if isinstance(text, bool) or isinstance(text, float):
-        raise ValidationError(tr("give the amount as a decimal string such as \"97.00\""), field)
+        raise ValidationError(tr('give the amount as a decimal string such as "97.00"'), field)
     raw = str(text).strip().replace(",", "").replace("¥", "")
     try:
         value = Decimal(raw)
@@ -56,7 +56,7 @@ def format_price(price: int) -> str:
 def parse_price(text: object, field: str = "price") -> int:
     """'0.65' yuan -> 6500 (1/10000 yuan)."""
     if isinstance(text, bool | float):
-        raise ValidationError(tr("give the price as a decimal string such as \"0.6500\""), field)
+        raise ValidationError(tr('give the price as a decimal string such as "0.6500"'), field)
     try:
         value = Decimal(str(text).strip())
     except (InvalidOperation, ValueError):
@@ -69,7 +69,7 @@ def parse_price(text: object, field: str = "price") -> int:
 def parse_percent_bp(text: object, field: str = "ratio") -> int:
     """'3' or '3.25' per cent -> 300 / 325 basis points.  At most two decimals, not negative."""
     if isinstance(text, bool | float):
-        raise ValidationError(tr("give the ratio as a decimal string such as \"3.00\""), field)
+        raise ValidationError(tr('give the ratio as a decimal string such as "3.00"'), field)
     raw = str(text).strip().rstrip("%").strip()
     try:
         value = Decimal(raw)

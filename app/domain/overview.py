@@ -74,11 +74,17 @@ def _in(field, properties: list[int] | None):
     return True if properties is None else field.in_(properties or [0])
 
 
-def takings(start: dt.datetime | None, end: dt.datetime, properties: list[int] | None = None) -> int:
+def takings(
+    start: dt.datetime | None, end: dt.datetime, properties: list[int] | None = None
+) -> int:
     """Sales made in [start, end) less sales reversed in it (naive UTC; ``start`` None: ever)."""
     scope = _in(Sale.property, properties)
-    sold = Sale.select(fn.COALESCE(fn.SUM(Sale.amount_fen), 0)).where((Sale.created_at < end) & scope)
-    back = Sale.select(fn.COALESCE(fn.SUM(Sale.amount_fen), 0)).where((Sale.reversed_at < end) & scope)
+    sold = Sale.select(fn.COALESCE(fn.SUM(Sale.amount_fen), 0)).where(
+        (Sale.created_at < end) & scope
+    )
+    back = Sale.select(fn.COALESCE(fn.SUM(Sale.amount_fen), 0)).where(
+        (Sale.reversed_at < end) & scope
+    )
     if start is not None:
         sold = sold.where(Sale.created_at >= start)
         back = back.where(Sale.reversed_at >= start)
@@ -99,17 +105,26 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 
 def monthly_takings(
-    today: dt.date, zone: ZoneInfo, *, months: int = 12, now: dt.datetime, properties: list[int] | None = None
+    today: dt.date,
+    zone: ZoneInfo,
+    *,
+    months: int = 12,
+    now: dt.datetime,
+    properties: list[int] | None = None,
 ) -> list[tuple[dt.date, int]]:
     starts = _month_starts(today, months)
     bounds = [_utc(_midnight(d), zone) for d in starts] + [now + dt.timedelta(seconds=1)]
     return [(d, takings(bounds[i], bounds[i + 1], properties)) for i, d in enumerate(starts)]
 
 
-def daily_usage(today: dt.date, days: int = 30, properties: list[int] | None = None) -> list[tuple[dt.date, int, int]]:
+def daily_usage(
+    today: dt.date, days: int = 30, properties: list[int] | None = None
+) -> list[tuple[dt.date, int, int]]:
     first = today - dt.timedelta(days=days - 1)
     q = (
-        SiteDailyUsage.select(SiteDailyUsage.day, SiteDailyUsage.utility, fn.SUM(SiteDailyUsage.units))
+        SiteDailyUsage.select(
+            SiteDailyUsage.day, SiteDailyUsage.utility, fn.SUM(SiteDailyUsage.units)
+        )
         .where(SiteDailyUsage.day.between(first, today) & _in(SiteDailyUsage.property, properties))
         .group_by(SiteDailyUsage.day, SiteDailyUsage.utility)
     )
@@ -125,11 +140,15 @@ def daily_usage(today: dt.date, days: int = 30, properties: list[int] | None = N
     return out
 
 
-def top_consumers(month: int, utility: str, limit: int = TOP, properties: list[int] | None = None) -> list[dict]:
+def top_consumers(
+    month: int, utility: str, limit: int = TOP, properties: list[int] | None = None
+) -> list[dict]:
     """The meters that used most in a local month (YYYYMM), with who they serve."""
     where = (MonthlyUsage.month == month) & (MonthlyUsage.utility == utility)
     if properties is not None:
-        where &= MonthlyUsage.meter.in_(Meter.select(Meter.id).where(Meter.property.in_(properties or [0])))
+        where &= MonthlyUsage.meter.in_(
+            Meter.select(Meter.id).where(Meter.property.in_(properties or [0]))
+        )
     ranked = list(
         MonthlyUsage.select(MonthlyUsage.meter, MonthlyUsage.units)
         .where(where)
@@ -160,8 +179,9 @@ def top_consumers(month: int, utility: str, limit: int = TOP, properties: list[i
     return [{**info[m], "units": int(units)} for m, units in ranked if m in info]
 
 
-def _accounts_in(statuses: tuple[str, ...], limit: int = LIST_LIMIT,
-                 properties: list[int] | None = None) -> tuple[list[dict], int]:
+def _accounts_in(
+    statuses: tuple[str, ...], limit: int = LIST_LIMIT, properties: list[int] | None = None
+) -> tuple[list[dict], int]:
     where = Account.status.in_(statuses) & _in(Account.property, properties)
     base = Account.select().where(where)
     count = base.count()
@@ -196,8 +216,13 @@ def _online_counts(model, where) -> tuple[int, int]:
     return online, offline
 
 
-def build_overview(*, now: dt.datetime, money: bool, zone: ZoneInfo | None = None,
-                   properties: list[int] | None = None) -> Overview:
+def build_overview(
+    *,
+    now: dt.datetime,
+    money: bool,
+    zone: ZoneInfo | None = None,
+    properties: list[int] | None = None,
+) -> Overview:
     """The overview as of ``now`` (naive UTC).  Takings are computed only when ``money``;
     ``properties`` limits every figure to those properties (``None``: all)."""
     p = properties
@@ -215,9 +240,12 @@ def build_overview(*, now: dt.datetime, money: bool, zone: ZoneInfo | None = Non
     ov.usage = daily_usage(today, properties=p)
     ov.top_electricity = top_consumers(month_of(today), "electricity", properties=p)
     ov.top_water = top_consumers(month_of(today), "water", properties=p)
-    ov.meters_online, ov.meters_offline = _online_counts(Meter, (Meter.status == "active") & _in(Meter.property, p))
+    ov.meters_online, ov.meters_offline = _online_counts(
+        Meter, (Meter.status == "active") & _in(Meter.property, p)
+    )
     ov.gateways_online, ov.gateways_offline = _online_counts(
-        Gateway, (Gateway.enabled == True) & _in(Gateway.property, p))  # noqa: E712
+        Gateway, (Gateway.enabled == True) & _in(Gateway.property, p)
+    )
     ov.low_balance, ov.low_balance_count = _accounts_in(("alarm1", "alarm2"), properties=p)
     ov.arrears, ov.arrears_count = _accounts_in(("arrears",), properties=p)
     return ov

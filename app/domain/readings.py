@@ -51,9 +51,24 @@ from app.i18n import tr
 from app.models import Account, Event, Meter, Property, Reading
 
 STATE_COLUMNS = (
-    "id", "account_id", "property_id", "kind", "status", "multiplier", "register_modulus", "max_rate",
-    "tariff_id", "last_read_at", "last_total", "last_t1", "last_t2", "last_t3", "last_t4", "carry",
-    "month_key", "month_units",
+    "id",
+    "account_id",
+    "property_id",
+    "kind",
+    "status",
+    "multiplier",
+    "register_modulus",
+    "max_rate",
+    "tariff_id",
+    "last_read_at",
+    "last_total",
+    "last_t1",
+    "last_t2",
+    "last_t3",
+    "last_t4",
+    "carry",
+    "month_key",
+    "month_units",
 )
 
 CHUNK = 400
@@ -61,8 +76,15 @@ CHUNK = 400
 DAILY_KINDS = frozenset({"water"})
 FUTURE_SLACK = dt.timedelta(minutes=10)
 STATE_ASSIGNMENTS = [
-    "last_read_at = {}", "last_total = {}", "last_t1 = {}", "last_t2 = {}", "last_t3 = {}",
-    "last_t4 = {}", "carry = {}", "month_key = {}", "month_units = {}",
+    "last_read_at = {}",
+    "last_total = {}",
+    "last_t1 = {}",
+    "last_t2 = {}",
+    "last_t3 = {}",
+    "last_t4 = {}",
+    "carry = {}",
+    "month_key = {}",
+    "month_units = {}",
 ]
 
 
@@ -78,8 +100,18 @@ class MeterState:
             self.last_read_at = dt.datetime.fromisoformat(self.last_read_at)
 
     def state_row(self) -> tuple:
-        return (db_time(self.last_read_at), self.last_total, self.last_t1, self.last_t2, self.last_t3,
-                self.last_t4, self.carry, self.month_key, self.month_units, self.id)
+        return (
+            db_time(self.last_read_at),
+            self.last_total,
+            self.last_t1,
+            self.last_t2,
+            self.last_t3,
+            self.last_t4,
+            self.carry,
+            self.month_key,
+            self.month_units,
+            self.id,
+        )
 
 
 @dataclass
@@ -115,11 +147,15 @@ def _normalise_time(value: object, index: int) -> dt.datetime:
         try:
             value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise ValidationError(tr("reading %(index)s: '%(value)s' is not an ISO time", index=index, value=value),
-                                  f"readings.{index}.read_at") from None
+            raise ValidationError(
+                tr("reading %(index)s: '%(value)s' is not an ISO time", index=index, value=value),
+                f"readings.{index}.read_at",
+            ) from None
     if not isinstance(value, dt.datetime):
-        raise ValidationError(tr("reading %(index)s: a reading needs a time", index=index),
-                              f"readings.{index}.read_at")
+        raise ValidationError(
+            tr("reading %(index)s: a reading needs a time", index=index),
+            f"readings.{index}.read_at",
+        )
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value.replace(microsecond=0)
@@ -130,8 +166,11 @@ def _register(value: object, index: int, name: str, *, optional: bool) -> int | 
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError(
-            tr("reading %(index)s: %(name)s must be a whole, non-negative register value",
-               index=index, name=name),
+            tr(
+                "reading %(index)s: %(name)s must be a whole, non-negative register value",
+                index=index,
+                name=name,
+            ),
             f"readings.{index}.{name}",
         )
     return value
@@ -146,24 +185,46 @@ def validate(items: Sequence[ReadingIn], now: dt.datetime) -> list[ReadingIn]:
         if type(read_at) is not dt.datetime or read_at.tzinfo is not None or read_at.microsecond:
             read_at = _normalise_time(read_at, i)
         if read_at > limit:
-            raise ValidationError(tr("reading %(index)s: the time %(time)s is in the future",
-                                     index=i, time=read_at.strftime("%Y-%m-%d %H:%M:%S")),
-                                  f"readings.{i}.read_at")
+            raise ValidationError(
+                tr(
+                    "reading %(index)s: the time %(time)s is in the future",
+                    index=i,
+                    time=read_at.strftime("%Y-%m-%d %H:%M:%S"),
+                ),
+                f"readings.{i}.read_at",
+            )
         if item.meter_id is None and not item.serial:
-            raise ValidationError(tr("reading %(index)s: name the meter", index=i), f"readings.{i}.meter")
+            raise ValidationError(
+                tr("reading %(index)s: name the meter", index=i), f"readings.{i}.meter"
+            )
         _register(item.total, i, "total", optional=False)
         for name in ("t1", "t2", "t3", "t4"):
             _register(getattr(item, name), i, name, optional=True)
-        clean.append(ReadingIn(read_at=read_at, total=item.total, meter_id=item.meter_id, serial=item.serial,
-                               t1=item.t1, t2=item.t2, t3=item.t3, t4=item.t4, source=(item.source or "")[:20]))
+        clean.append(
+            ReadingIn(
+                read_at=read_at,
+                total=item.total,
+                meter_id=item.meter_id,
+                serial=item.serial,
+                t1=item.t1,
+                t2=item.t2,
+                t3=item.t3,
+                t4=item.t4,
+                source=(item.source or "")[:20],
+            )
+        )
     return clean
 
 
 class _Rater:
     """Rates readings against in-memory meter state; no I/O."""
 
-    def __init__(self, meters: dict[int, MeterState], accounts: dict[int, tuple[int | None, int | None]],
-                 zones: dict[int, ZoneInfo]):
+    def __init__(
+        self,
+        meters: dict[int, MeterState],
+        accounts: dict[int, tuple[int | None, int | None]],
+        zones: dict[int, ZoneInfo],
+    ):
         self.meters = meters
         self.accounts = accounts  # account id -> (electricity tariff, water tariff)
         self.zones = zones
@@ -190,7 +251,10 @@ class _Rater:
             self._advance(m, r)
             return res
         if r.read_at <= m.last_read_at:
-            res.status, res.note = "out_of_order", f"older than the reading of {m.last_read_at:%Y-%m-%d %H:%M:%S}"
+            res.status, res.note = (
+                "out_of_order",
+                f"older than the reading of {m.last_read_at:%Y-%m-%d %H:%M:%S}",
+            )
             return res
         delta = r.total - m.last_total
         if delta < 0:
@@ -233,8 +297,14 @@ class _Rater:
             if all(d >= 0 for d in deltas):
                 rate_units = {rate: d * m.multiplier for rate, d in zip(RATES, deltas, strict=True)}
         num, per_rate, month_state = rate_interval(
-            self.book.kinds[tariff_id], spec, self.book.utilities[tariff_id], units=units,
-            start=m.last_read_at, end=r.read_at, tz=self.zones[m.property_id], rate_units=rate_units,
+            self.book.kinds[tariff_id],
+            spec,
+            self.book.utilities[tariff_id],
+            units=units,
+            start=m.last_read_at,
+            end=r.read_at,
+            tz=self.zones[m.property_id],
+            rate_units=rate_units,
             month_state=(m.month_key, m.month_units),
         )
         total_num = m.carry + num
@@ -264,8 +334,10 @@ def _chunks(seq: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
 def _load(meter_ids: Sequence[int]):
     """Meter states (locked on MySQL), account tariffs and property time zones."""
     meters: dict[int, MeterState] = {}
-    columns = [getattr(Meter, c if c not in ("account_id", "property_id", "tariff_id") else c[:-3])
-               for c in STATE_COLUMNS]
+    columns = [
+        getattr(Meter, c if c not in ("account_id", "property_id", "tariff_id") else c[:-3])
+        for c in STATE_COLUMNS
+    ]
     for chunk in _chunks(meter_ids):
         q = Meter.select(*columns).where(Meter.id.in_(list(chunk)))
         if not is_sqlite():
@@ -276,11 +348,16 @@ def _load(meter_ids: Sequence[int]):
     accounts: dict[int, tuple[int | None, int | None]] = {}
     for chunk in _chunks(acct_ids):
         q = Account.select(Account.id, Account.tariff_electricity, Account.tariff_water).where(
-            Account.id.in_(list(chunk)))
+            Account.id.in_(list(chunk))
+        )
         accounts.update((a, (te, tw)) for a, te, tw in q.tuples())
     prop_ids = {m.property_id for m in meters.values()}
-    zones = {p: ZoneInfo(tz) for p, tz in
-             Property.select(Property.id, Property.timezone).where(Property.id.in_(list(prop_ids))).tuples()}
+    zones = {
+        p: ZoneInfo(tz)
+        for p, tz in Property.select(Property.id, Property.timezone)
+        .where(Property.id.in_(list(prop_ids)))
+        .tuples()
+    }
     return meters, accounts, zones
 
 
@@ -288,12 +365,20 @@ def _resolve_serials(items: list[ReadingIn]) -> None:
     serials = sorted({i.serial for i in items if i.meter_id is None and i.serial})
     found: dict[str, int] = {}
     for chunk in _chunks(serials):
-        found.update(Meter.select(Meter.serial, Meter.id).where(Meter.serial.in_(list(chunk))).tuples())
+        found.update(
+            Meter.select(Meter.serial, Meter.id).where(Meter.serial.in_(list(chunk))).tuples()
+        )
     for idx, item in enumerate(items):
         if item.meter_id is None:
             if item.serial not in found:
-                raise NotFound(tr("reading %(index)s: no meter with serial '%(serial)s'", index=idx,
-                                  serial=item.serial), f"readings.{idx}.serial")
+                raise NotFound(
+                    tr(
+                        "reading %(index)s: no meter with serial '%(serial)s'",
+                        index=idx,
+                        serial=item.serial,
+                    ),
+                    f"readings.{idx}.serial",
+                )
             item.meter_id = found[item.serial]
 
 
@@ -306,7 +391,9 @@ def _existing(items: list[ReadingIn]) -> dict[tuple[int, dt.datetime], Reading]:
     ids = sorted(by_meter)
     for chunk in _chunks(ids):
         for tchunk in _chunks(times, 200):
-            q = Reading.select().where(Reading.meter.in_(list(chunk)) & Reading.read_at.in_(list(tchunk)))
+            q = Reading.select().where(
+                Reading.meter.in_(list(chunk)) & Reading.read_at.in_(list(tchunk))
+            )
             for r in q:
                 out[(r.meter_id, r.read_at)] = r
     return out
@@ -314,13 +401,20 @@ def _existing(items: list[ReadingIn]) -> dict[tuple[int, dt.datetime], Reading]:
 
 def _result_from_row(row: Reading) -> ReadingResult:
     return ReadingResult(
-        meter_id=row.meter_id, read_at=row.read_at, status=row.status, consumption=row.consumption,
-        charge_fen=row.charge_fen, note=row.note, duplicate=True,
+        meter_id=row.meter_id,
+        read_at=row.read_at,
+        status=row.status,
+        consumption=row.consumption,
+        charge_fen=row.charge_fen,
+        note=row.note,
+        duplicate=True,
         rate_units=json.loads(row.rate_units) if row.rate_units else {},
     )
 
 
-def apply_readings(items: Sequence[ReadingIn], *, actor: Actor, now: dt.datetime) -> list[ReadingResult]:
+def apply_readings(
+    items: Sequence[ReadingIn], *, actor: Actor, now: dt.datetime
+) -> list[ReadingResult]:
     """Store and rate a batch of readings; returns one result per input, in input order.
 
     Invalid input (a negative register, a time in the future, an unknown meter) refuses the
@@ -369,8 +463,14 @@ def apply_readings(items: Sequence[ReadingIn], *, actor: Actor, now: dt.datetime
     return results  # type: ignore[return-value]
 
 
-def _post_charges(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState], *,
-                  actor: Actor, now: dt.datetime, memo: str):
+def _post_charges(
+    pairs: list[tuple[ReadingIn, ReadingResult]],
+    meters: dict[int, MeterState],
+    *,
+    actor: Actor,
+    now: dt.datetime,
+    memo: str,
+):
     """One entry for all charges of a batch.  Returns (entry or None, accounts charged).
     Readings of daily meters are left for the daily deduction."""
     wallets: dict[int, int] = defaultdict(int)
@@ -393,62 +493,127 @@ def _post_charges(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int
     return entry, set(wallets)
 
 
-def _usage_items(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState],
-                 zones: dict[int, ZoneInfo]):
+def _usage_items(
+    pairs: list[tuple[ReadingIn, ReadingResult]],
+    meters: dict[int, MeterState],
+    zones: dict[int, ZoneInfo],
+):
     for item, res in pairs:
         if res.status in COUNTED and (res.consumption or res.charge_fen):
             m = meters[res.meter_id]
-            yield (m.id, m.property_id, m.kind, local_day(item.read_at, zones[m.property_id]),
-                   res.consumption, res.charge_fen)
+            yield (
+                m.id,
+                m.property_id,
+                m.kind,
+                local_day(item.read_at, zones[m.property_id]),
+                res.consumption,
+                res.charge_fen,
+            )
 
 
-def _write(pairs: list[tuple[ReadingIn, ReadingResult]], meters: dict[int, MeterState], touched: set[int],
-           zones: dict[int, ZoneInfo], *, actor: Actor, now: dt.datetime) -> None:
+def _write(
+    pairs: list[tuple[ReadingIn, ReadingResult]],
+    meters: dict[int, MeterState],
+    touched: set[int],
+    zones: dict[int, ZoneInfo],
+    *,
+    actor: Actor,
+    now: dt.datetime,
+) -> None:
     if not pairs:
         return
-    entry, charged_accounts = _post_charges(pairs, meters, actor=actor, now=now,
-                                            memo=f"energy charges for {len(pairs)} readings")
+    entry, charged_accounts = _post_charges(
+        pairs, meters, actor=actor, now=now, memo=f"energy charges for {len(pairs)} readings"
+    )
     rows = []
     events = []
     for item, res in pairs:
-        rows.append({
-            "meter": res.meter_id, "read_at": item.read_at, "total": item.total, "t1": item.t1,
-            "t2": item.t2, "t3": item.t3, "t4": item.t4, "status": res.status,
-            "consumption": res.consumption, "charge_fen": res.charge_fen,
-            "rate_units": json.dumps(res.rate_units, sort_keys=True) if res.rate_units else "",
-            "entry": entry.id if (entry is not None and res.charge_fen
-                                  and meters[res.meter_id].kind not in DAILY_KINDS) else None,
-            "source": item.source, "note": res.note[:200], "created_at": now,
-        })
+        rows.append(
+            {
+                "meter": res.meter_id,
+                "read_at": item.read_at,
+                "total": item.total,
+                "t1": item.t1,
+                "t2": item.t2,
+                "t3": item.t3,
+                "t4": item.t4,
+                "status": res.status,
+                "consumption": res.consumption,
+                "charge_fen": res.charge_fen,
+                "rate_units": json.dumps(res.rate_units, sort_keys=True) if res.rate_units else "",
+                "entry": entry.id
+                if (
+                    entry is not None
+                    and res.charge_fen
+                    and meters[res.meter_id].kind not in DAILY_KINDS
+                )
+                else None,
+                "source": item.source,
+                "note": res.note[:200],
+                "created_at": now,
+            }
+        )
         if res.status in ("tamper", "held"):
             m = meters[res.meter_id]
-            events.append({
-                "kind": f"reading.{res.status}", "property": m.property_id, "account": m.account_id,
-                "meter": m.id, "created_at": now,
-                "data": json.dumps({"read_at": item.read_at.isoformat(), "total": item.total,
-                                    "note": res.note}),
-            })
+            events.append(
+                {
+                    "kind": f"reading.{res.status}",
+                    "property": m.property_id,
+                    "account": m.account_id,
+                    "meter": m.id,
+                    "created_at": now,
+                    "data": json.dumps(
+                        {"read_at": item.read_at.isoformat(), "total": item.total, "note": res.note}
+                    ),
+                }
+            )
     for chunk in _chunks(rows, 200):
         Reading.insert_many(list(chunk)).execute()
     if events:
         Event.insert_many(events).execute()
     add_usage(_usage_items(pairs, meters, zones))
-    bulk_update("meter", "id", STATE_ASSIGNMENTS, [meters[mid].state_row() for mid in sorted(touched)])
+    bulk_update(
+        "meter", "id", STATE_ASSIGNMENTS, [meters[mid].state_row() for mid in sorted(touched)]
+    )
     if charged_accounts:
         refresh_accounts(charged_accounts, now=now)
 
 
-def apply_reading(meter: Meter | int, *, read_at: dt.datetime, total: int, actor: Actor, now: dt.datetime,
-                  t1: int | None = None, t2: int | None = None, t3: int | None = None,
-                  t4: int | None = None, source: str = "") -> ReadingResult:
+def apply_reading(
+    meter: Meter | int,
+    *,
+    read_at: dt.datetime,
+    total: int,
+    actor: Actor,
+    now: dt.datetime,
+    t1: int | None = None,
+    t2: int | None = None,
+    t3: int | None = None,
+    t4: int | None = None,
+    source: str = "",
+) -> ReadingResult:
     meter_id = meter if isinstance(meter, int) else meter.id
     return apply_readings(
-        [ReadingIn(meter_id=meter_id, read_at=read_at, total=total, t1=t1, t2=t2, t3=t3, t4=t4,
-                   source=source)], actor=actor, now=now,
+        [
+            ReadingIn(
+                meter_id=meter_id,
+                read_at=read_at,
+                total=total,
+                t1=t1,
+                t2=t2,
+                t3=t3,
+                t4=t4,
+                source=source,
+            )
+        ],
+        actor=actor,
+        now=now,
     )[0]
 
 
-def release_held_reading(reading: Reading, *, actor: Actor, now: dt.datetime, reason: str) -> ReadingResult:
+def release_held_reading(
+    reading: Reading, *, actor: Actor, now: dt.datetime, reason: str
+) -> ReadingResult:
     """Accept a held reading after review and charge it (staff judged the consumption real)."""
     actor.require("reading.review")
     reason = (reason or "").strip()
@@ -461,18 +626,35 @@ def release_held_reading(reading: Reading, *, actor: Actor, now: dt.datetime, re
         meters, accounts, zones = _load([row.meter_id])
         m = meters[row.meter_id]
         if m.last_read_at is not None and row.read_at <= m.last_read_at:
-            raise ValidationError(tr("a later reading was accepted since; this one can no longer be charged"),
-                                  "reading")
-        item = ReadingIn(meter_id=m.id, read_at=row.read_at, total=row.total, t1=row.t1, t2=row.t2,
-                         t3=row.t3, t4=row.t4)
+            raise ValidationError(
+                tr("a later reading was accepted since; this one can no longer be charged"),
+                "reading",
+            )
+        item = ReadingIn(
+            meter_id=m.id,
+            read_at=row.read_at,
+            total=row.total,
+            t1=row.t1,
+            t2=row.t2,
+            t3=row.t3,
+            t4=row.t4,
+        )
         res = _Rater(meters, accounts, zones).rate(m, item, trust_jump=True)
         if res.status != "released":
-            raise ValidationError(tr("the reading still cannot be charged: %(note)s", note=res.note), "reading")
-        entry, charged = _post_charges([(item, res)], meters, actor=actor, now=now,
-                                       memo=f"released reading {row.id}: {reason}")
-        Reading.update(status="released", consumption=res.consumption, charge_fen=res.charge_fen,
-                       rate_units=json.dumps(res.rate_units, sort_keys=True),
-                       entry=entry.id if entry else None, note=reason[:200]).where(Reading.id == row.id).execute()
+            raise ValidationError(
+                tr("the reading still cannot be charged: %(note)s", note=res.note), "reading"
+            )
+        entry, charged = _post_charges(
+            [(item, res)], meters, actor=actor, now=now, memo=f"released reading {row.id}: {reason}"
+        )
+        Reading.update(
+            status="released",
+            consumption=res.consumption,
+            charge_fen=res.charge_fen,
+            rate_units=json.dumps(res.rate_units, sort_keys=True),
+            entry=entry.id if entry else None,
+            note=reason[:200],
+        ).where(Reading.id == row.id).execute()
         bulk_update("meter", "id", STATE_ASSIGNMENTS, [m.state_row()])
         add_usage(_usage_items([(item, res)], meters, zones))
         refresh_accounts(charged, now=now)

@@ -84,8 +84,9 @@ def _prev_month(year: int, month: int) -> tuple[int, int]:
     return (year - 1, 12) if month == 1 else (year, month - 1)
 
 
-def _raw_periods(schedule: str, start: dt.date, day_of_month: int | None,
-                 interval_days: int | None) -> Iterator[tuple[dt.date, dt.date, int]]:
+def _raw_periods(
+    schedule: str, start: dt.date, day_of_month: int | None, interval_days: int | None
+) -> Iterator[tuple[dt.date, dt.date, int]]:
     """(period start, next period start, days of a full period), endlessly."""
     if schedule == "days":
         step = dt.timedelta(days=interval_days or 1)
@@ -108,9 +109,17 @@ def _raw_periods(schedule: str, start: dt.date, day_of_month: int | None,
 
 
 def schedule_periods(
-    *, schedule: str, amount_fen: int, start: dt.date, until: dt.date, end: dt.date | None = None,
-    day_of_month: int | None = None, interval_days: int | None = None, prorate_partial: bool = True,
-    after: dt.date | None = None, limit: int = MAX_PERIODS_PER_RUN,
+    *,
+    schedule: str,
+    amount_fen: int,
+    start: dt.date,
+    until: dt.date,
+    end: dt.date | None = None,
+    day_of_month: int | None = None,
+    interval_days: int | None = None,
+    prorate_partial: bool = True,
+    after: dt.date | None = None,
+    limit: int = MAX_PERIODS_PER_RUN,
 ) -> list[Period]:
     """The periods starting after ``after`` and on or before ``until`` (a pure function).
 
@@ -126,7 +135,9 @@ def schedule_periods(
         if stop is not None and p_end > stop:
             p_end = stop
         days = (p_end - p_start).days
-        amount = amount_fen if days == full or not prorate_partial else prorate(amount_fen, days, full)
+        amount = (
+            amount_fen if days == full or not prorate_partial else prorate(amount_fen, days, full)
+        )
         out.append(Period(start=p_start, end=p_end, amount_fen=amount, full_days=full))
     return out
 
@@ -134,9 +145,15 @@ def schedule_periods(
 def periods_due(charge: RecurringCharge, today: dt.date) -> list[Period]:
     """The periods of ``charge`` due by ``today`` and not charged yet."""
     return schedule_periods(
-        schedule=charge.schedule, amount_fen=charge.amount_fen, start=charge.start_date, until=today,
-        end=charge.end_date, day_of_month=charge.day_of_month, interval_days=charge.interval_days,
-        prorate_partial=charge.prorate, after=charge.last_period,
+        schedule=charge.schedule,
+        amount_fen=charge.amount_fen,
+        start=charge.start_date,
+        until=today,
+        end=charge.end_date,
+        day_of_month=charge.day_of_month,
+        interval_days=charge.interval_days,
+        prorate_partial=charge.prorate,
+        after=charge.last_period,
     )
 
 
@@ -145,29 +162,45 @@ def entry_key(charge_id: int, period_start: dt.date) -> str:
 
 
 def create_recurring_charge(
-    account: Account, *, kind: str, amount_fen: int, schedule: str, start_date: dt.date,
-    actor: Actor, now: dt.datetime, day_of_month: int | None = None,
-    interval_days: int | None = None, end_date: dt.date | None = None, prorate_partial: bool = True,
+    account: Account,
+    *,
+    kind: str,
+    amount_fen: int,
+    schedule: str,
+    start_date: dt.date,
+    actor: Actor,
+    now: dt.datetime,
+    day_of_month: int | None = None,
+    interval_days: int | None = None,
+    end_date: dt.date | None = None,
+    prorate_partial: bool = True,
     name: str = "",
 ) -> RecurringCharge:
     """Set up rent or a property fee for an open account."""
     actor.require("charges.edit")
     if kind not in KINDS:
-        raise ValidationError(tr("unknown charge kind '%(kind)s' (rent, property_fee)", kind=kind), "kind")
+        raise ValidationError(
+            tr("unknown charge kind '%(kind)s' (rent, property_fee)", kind=kind), "kind"
+        )
     if not isinstance(amount_fen, int) or isinstance(amount_fen, bool) or amount_fen <= 0:
         raise ValidationError(tr("the amount must be greater than zero"), "amount")
     if amount_fen > MAX_SALE_FEN:
         raise ValidationError(tr("the amount is not plausible for a recurring charge"), "amount")
     if schedule not in SCHEDULES:
-        raise ValidationError(tr("unknown schedule '%(schedule)s' (monthly, days)", schedule=schedule),
-                              "schedule")
+        raise ValidationError(
+            tr("unknown schedule '%(schedule)s' (monthly, days)", schedule=schedule), "schedule"
+        )
     if schedule == "monthly":
         if not isinstance(day_of_month, int) or not 1 <= day_of_month <= 31:
-            raise ValidationError(tr("a monthly charge needs a day of the month, 1-31"), "day_of_month")
+            raise ValidationError(
+                tr("a monthly charge needs a day of the month, 1-31"), "day_of_month"
+            )
         interval_days = None
     else:
         if not isinstance(interval_days, int) or not 1 <= interval_days <= 366:
-            raise ValidationError(tr("give the number of days between charges, 1-366"), "interval_days")
+            raise ValidationError(
+                tr("give the number of days between charges, 1-366"), "interval_days"
+            )
         day_of_month = None
     if not isinstance(start_date, dt.date):
         raise ValidationError(tr("give a start date"), "start_date")
@@ -178,22 +211,45 @@ def create_recurring_charge(
     with write_tx():
         acct = Account.get_by_id(account.id)
         if acct.status in ("closed", "not_opened"):
-            raise ValidationError(tr("account %(number)s is not open", number=acct.number), "account")
+            raise ValidationError(
+                tr("account %(number)s is not open", number=acct.number), "account"
+            )
         charge = RecurringCharge.create(
-            property=acct.property_id, account=acct, kind=kind, name=(name or "").strip()[:80],
-            amount_fen=amount_fen, schedule=schedule, day_of_month=day_of_month,
-            interval_days=interval_days, start_date=start_date, end_date=end_date,
-            prorate=prorate_partial, created_by=actor.name, created_at=now,
+            property=acct.property_id,
+            account=acct,
+            kind=kind,
+            name=(name or "").strip()[:80],
+            amount_fen=amount_fen,
+            schedule=schedule,
+            day_of_month=day_of_month,
+            interval_days=interval_days,
+            start_date=start_date,
+            end_date=end_date,
+            prorate=prorate_partial,
+            created_by=actor.name,
+            created_at=now,
         )
-        audit(actor, "charge.create", charge, now=now, account=acct.number, kind=kind,
-              amount_fen=amount_fen, schedule=schedule, day_of_month=day_of_month,
-              interval_days=interval_days, start_date=start_date.isoformat(),
-              end_date=end_date.isoformat() if end_date else None, prorate=prorate_partial)
+        audit(
+            actor,
+            "charge.create",
+            charge,
+            now=now,
+            account=acct.number,
+            kind=kind,
+            amount_fen=amount_fen,
+            schedule=schedule,
+            day_of_month=day_of_month,
+            interval_days=interval_days,
+            start_date=start_date.isoformat(),
+            end_date=end_date.isoformat() if end_date else None,
+            prorate=prorate_partial,
+        )
     return charge
 
 
-def end_recurring_charge(charge: RecurringCharge, *, end_date: dt.date, actor: Actor,
-                         now: dt.datetime) -> RecurringCharge:
+def end_recurring_charge(
+    charge: RecurringCharge, *, end_date: dt.date, actor: Actor, now: dt.datetime
+) -> RecurringCharge:
     """Stop a charge after ``end_date`` (the last day charged).  Periods already charged stay
     charged; correct them with a reversing entry."""
     actor.require("charges.edit")
@@ -202,8 +258,12 @@ def end_recurring_charge(charge: RecurringCharge, *, end_date: dt.date, actor: A
         floor = charge.last_period or (charge.start_date - dt.timedelta(days=1))
         if end_date < floor:
             raise ValidationError(
-                tr("the period from %(day)s is charged already; the end date cannot be earlier",
-                   day=floor.isoformat()), "end_date")
+                tr(
+                    "the period from %(day)s is charged already; the end date cannot be earlier",
+                    day=floor.isoformat(),
+                ),
+                "end_date",
+            )
         RecurringCharge.update(end_date=end_date).where(RecurringCharge.id == charge.id).execute()
         audit(actor, "charge.end", charge, now=now, end_date=end_date.isoformat())
     return RecurringCharge.get_by_id(charge.id)
@@ -235,9 +295,11 @@ def charge_due(prop: Property, *, today: dt.date, actor: Actor, now: dt.datetime
     actor.require("operations.run")
     run = RentRun()
     charged_accounts: set[int] = set()
-    charges = list(RecurringCharge.select().where(
-        (RecurringCharge.property == prop.id) & (RecurringCharge.active == True)  # noqa: E712
-    ).order_by(RecurringCharge.id))
+    charges = list(
+        RecurringCharge.select()
+        .where((RecurringCharge.property == prop.id) & (RecurringCharge.active == True))
+        .order_by(RecurringCharge.id)
+    )
     for charge in charges:
         with write_tx():
             charge = RecurringCharge.get_by_id(charge.id)
@@ -252,33 +314,64 @@ def charge_due(prop: Property, *, today: dt.date, actor: Actor, now: dt.datetime
             posted = 0
             for period in due:
                 key = entry_key(charge.id, period.start)
-                if period.amount_fen > 0 and not Entry.select().where(Entry.idempotency_key == key).exists():
+                if (
+                    period.amount_fen > 0
+                    and not Entry.select().where(Entry.idempotency_key == key).exists()
+                ):
                     memo = f"{_label(charge)} {period.start.isoformat()} - {period.last_day.isoformat()}"
-                    entry = post_entry(charge.kind, [(acct.wallet_id, period.amount_fen),
-                                                     (revenue, -period.amount_fen)],
-                                       actor=actor.name, now=now, memo=memo, idempotency_key=key)
+                    entry = post_entry(
+                        charge.kind,
+                        [(acct.wallet_id, period.amount_fen), (revenue, -period.amount_fen)],
+                        actor=actor.name,
+                        now=now,
+                        memo=memo,
+                        idempotency_key=key,
+                    )
                     balance = LedgerAccount.get_by_id(acct.wallet_id).balance_fen
-                    Event.create(kind="rent.charged", property=prop.id, account=acct.id, created_at=now,
-                                 data=json.dumps({
-                                     "charge": charge.id, "kind": charge.kind, "name": charge.name,
-                                     "entry": entry.id, "period_start": period.start.isoformat(),
-                                     "period_end": period.last_day.isoformat(),
-                                     "amount_fen": period.amount_fen, "balance_fen": balance,
-                                     "short": balance < 0,
-                                 }, ensure_ascii=False))
-                    audit(actor, "charge.post", charge, now=now, account=acct.number,
-                          period_start=period.start.isoformat(), amount_fen=period.amount_fen)
+                    Event.create(
+                        kind="rent.charged",
+                        property=prop.id,
+                        account=acct.id,
+                        created_at=now,
+                        data=json.dumps(
+                            {
+                                "charge": charge.id,
+                                "kind": charge.kind,
+                                "name": charge.name,
+                                "entry": entry.id,
+                                "period_start": period.start.isoformat(),
+                                "period_end": period.last_day.isoformat(),
+                                "amount_fen": period.amount_fen,
+                                "balance_fen": balance,
+                                "short": balance < 0,
+                            },
+                            ensure_ascii=False,
+                        ),
+                    )
+                    audit(
+                        actor,
+                        "charge.post",
+                        charge,
+                        now=now,
+                        account=acct.number,
+                        period_start=period.start.isoformat(),
+                        amount_fen=period.amount_fen,
+                    )
                     run.periods += 1
                     run.amount_fen += period.amount_fen
                     posted += 1
                 RecurringCharge.update(last_period=period.start).where(
-                    RecurringCharge.id == charge.id).execute()
+                    RecurringCharge.id == charge.id
+                ).execute()
             if posted:
                 charged_accounts.add(acct.id)
                 refresh_accounts([acct.id], now=now)
     run.accounts = len(charged_accounts)
     if charged_accounts:
-        run.short = (Account.select().join(LedgerAccount, on=(Account.wallet == LedgerAccount.id))
-                     .where(Account.id.in_(sorted(charged_accounts)) & (LedgerAccount.balance_fen < 0))
-                     .count())
+        run.short = (
+            Account.select()
+            .join(LedgerAccount, on=(Account.wallet == LedgerAccount.id))
+            .where(Account.id.in_(sorted(charged_accounts)) & (LedgerAccount.balance_fen < 0))
+            .count()
+        )
     return run

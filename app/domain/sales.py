@@ -35,9 +35,12 @@ def _existing(key: str) -> Sale | None:
 def _check_same_request(sale: Sale, account_id: int, amount_fen: int) -> None:
     if sale.account_id != account_id or sale.amount_fen != amount_fen:
         raise Conflict(
-            tr("this request id was already used for a different sale "
-               "(account %(number)s, %(amount)s yuan)",
-               number=sale.account.number, amount=format_fen(sale.amount_fen)),
+            tr(
+                "this request id was already used for a different sale "
+                "(account %(number)s, %(amount)s yuan)",
+                number=sale.account.number,
+                amount=format_fen(sale.amount_fen),
+            ),
             "idempotency_key",
         )
 
@@ -83,7 +86,9 @@ def sell(
             if acct is None:
                 raise NotFound(tr("no such account"), "account")
             if acct.status in ("closed", "not_opened"):
-                raise ValidationError(tr("account %(number)s is not open", number=acct.number), "account")
+                raise ValidationError(
+                    tr("account %(number)s is not open", number=acct.number), "account"
+                )
             prop = Property.get_by_id(acct.property_id)
             fee, net = fee_split(amount_fen, prop.service_fee_bp)
             legs = [
@@ -92,20 +97,46 @@ def sell(
             ]
             if fee:
                 legs.append((system_account(prop.id, "revenue:service_fee"), -fee))
-            entry = post_entry("sale", legs, actor=actor.name, now=now,
-                               memo=f"sale {acct.number} {method}", idempotency_key=f"sale:{key}")
+            entry = post_entry(
+                "sale",
+                legs,
+                actor=actor.name,
+                now=now,
+                memo=f"sale {acct.number} {method}",
+                idempotency_key=f"sale:{key}",
+            )
             balance = LedgerAccount.get_by_id(acct.wallet_id).balance_fen
             sale = Sale.create(
-                property=prop, account=acct, utility=utility, method=method, amount_fen=amount_fen,
-                fee_fen=fee, net_fen=net, fee_bp=prop.service_fee_bp, idempotency_key=key,
-                entry=entry, operator=actor.name, created_at=now, balance_after_fen=balance,
+                property=prop,
+                account=acct,
+                utility=utility,
+                method=method,
+                amount_fen=amount_fen,
+                fee_fen=fee,
+                net_fen=net,
+                fee_bp=prop.service_fee_bp,
+                idempotency_key=key,
+                entry=entry,
+                operator=actor.name,
+                created_at=now,
+                balance_after_fen=balance,
             )
             sale.receipt_no = f"{now:%Y%m%d}{sale.id:07d}"
             Sale.update(receipt_no=sale.receipt_no).where(Sale.id == sale.id).execute()
             refresh_accounts([acct.id], now=now)
             _push_to_meter_held_balance(acct, sale, actor=actor, now=now)
-            audit(actor, "sale.create", sale, now=now, account=acct.number, amount_fen=amount_fen,
-                  fee_fen=fee, net_fen=net, method=method, key=key)
+            audit(
+                actor,
+                "sale.create",
+                sale,
+                now=now,
+                account=acct.number,
+                amount_fen=amount_fen,
+                fee_fen=fee,
+                net_fen=net,
+                method=method,
+                key=key,
+            )
             request_dispatch()  # the receipt SMS goes out right after commit
         return SaleResult(sale, True)
     except IntegrityError:
@@ -119,12 +150,16 @@ def sell(
         return SaleResult(first, False)
 
 
-def _push_to_meter_held_balance(acct: Account, sale: Sale, *, actor: Actor, now: dt.datetime) -> None:
+def _push_to_meter_held_balance(
+    acct: Account, sale: Sale, *, actor: Actor, now: dt.datetime
+) -> None:
     """Meter-held balance (内控): the net credit goes to the account's first active meter-mode
     meter as a purchase with the next purchase count (electricity first)."""
     meter = (
         Meter.select()
-        .where((Meter.account == acct) & (Meter.status == "active") & (Meter.prepaid_mode == "meter"))
+        .where(
+            (Meter.account == acct) & (Meter.status == "active") & (Meter.prepaid_mode == "meter")
+        )
         .order_by(Meter.kind, Meter.id)
         .first()
     )
@@ -143,11 +178,23 @@ def reverse_sale(sale: Sale, *, reason: str, actor: Actor, now: dt.datetime) -> 
         sale = Sale.get_by_id(sale.id)
         if sale.reversal_entry_id is not None:
             return SaleResult(sale, False)
-        entry = reverse_entry(sale.entry, actor=actor.name, now=now,
-                              memo=f"reversal of receipt {sale.receipt_no}: {reason}")
-        Sale.update(reversal_entry=entry, reversed_at=now, reversed_by=actor.name,
-                    reverse_reason=reason).where(Sale.id == sale.id).execute()
+        entry = reverse_entry(
+            sale.entry,
+            actor=actor.name,
+            now=now,
+            memo=f"reversal of receipt {sale.receipt_no}: {reason}",
+        )
+        Sale.update(
+            reversal_entry=entry, reversed_at=now, reversed_by=actor.name, reverse_reason=reason
+        ).where(Sale.id == sale.id).execute()
         refresh_accounts([sale.account_id], now=now)
-        audit(actor, "sale.reverse", sale, now=now, receipt=sale.receipt_no, reason=reason,
-              amount_fen=sale.amount_fen)
+        audit(
+            actor,
+            "sale.reverse",
+            sale,
+            now=now,
+            receipt=sale.receipt_no,
+            reason=reason,
+            amount_fen=sale.amount_fen,
+        )
     return SaleResult(Sale.get_by_id(sale.id), True)

@@ -27,8 +27,15 @@ def _required(value: str | None, field: str, label: str) -> str:
 
 
 def create_property(
-    *, code: str, name: str, actor: Actor, now: dt.datetime, catalog_price: int | None = None,
-    water_catalog_price: int | None = None, service_fee_bp: int = 0, timezone: str = "Asia/Shanghai",
+    *,
+    code: str,
+    name: str,
+    actor: Actor,
+    now: dt.datetime,
+    catalog_price: int | None = None,
+    water_catalog_price: int | None = None,
+    service_fee_bp: int = 0,
+    timezone: str = "Asia/Shanghai",
     voltage_class: str = "",
 ) -> Property:
     actor.require("site.edit")
@@ -39,8 +46,14 @@ def create_property(
         if Property.select().where(Property.code == code).exists():
             raise ValidationError(tr("property code '%(code)s' is taken", code=code), "code")
         prop = Property.create(
-            code=code, name=name, catalog_price=catalog_price, water_catalog_price=water_catalog_price,
-            service_fee_bp=service_fee_bp, timezone=timezone, voltage_class=voltage_class, created_at=now,
+            code=code,
+            name=name,
+            catalog_price=catalog_price,
+            water_catalog_price=water_catalog_price,
+            service_fee_bp=service_fee_bp,
+            timezone=timezone,
+            voltage_class=voltage_class,
+            created_at=now,
         )
         ensure_system_accounts(prop)
         audit(actor, "property.create", prop, now=now, code=code, name=name)
@@ -49,14 +62,26 @@ def create_property(
 
 MAX_FEE_BP = 2000
 LANGUAGES = ("zh_CN", "en")
-SETTINGS_FIELDS = ("name", "address", "contact", "catalog_price", "water_catalog_price", "service_fee_bp",
-                   "default_alarm1_fen", "default_alarm2_fen", "default_credit_limit_fen", "timezone",
-                   "language")
+SETTINGS_FIELDS = (
+    "name",
+    "address",
+    "contact",
+    "catalog_price",
+    "water_catalog_price",
+    "service_fee_bp",
+    "default_alarm1_fen",
+    "default_alarm2_fen",
+    "default_credit_limit_fen",
+    "timezone",
+    "language",
+)
 
 
 def _check_fee_bp(service_fee_bp: int) -> None:
     if not isinstance(service_fee_bp, int) or not 0 <= service_fee_bp <= MAX_FEE_BP:
-        raise ValidationError(tr("the service-fee ratio must be between 0 % and 20 %"), "service_fee_bp")
+        raise ValidationError(
+            tr("the service-fee ratio must be between 0 % and 20 %"), "service_fee_bp"
+        )
 
 
 def _check_length(value: str, field: str, limit: int) -> str:
@@ -66,7 +91,9 @@ def _check_length(value: str, field: str, limit: int) -> str:
     return value
 
 
-def update_property_settings(prop: Property, *, actor: Actor, now: dt.datetime, **fields: Any) -> Property:
+def update_property_settings(
+    prop: Property, *, actor: Actor, now: dt.datetime, **fields: Any
+) -> Property:
     """Change a property's settings: name, address, contact, catalog prices (1/10000 yuan per
     kWh / m3, ``None`` for unknown), the service-fee ratio (basis points), the thresholds new
     accounts start with (fen), time zone and language.  Only the given fields change; a bad
@@ -74,7 +101,9 @@ def update_property_settings(prop: Property, *, actor: Actor, now: dt.datetime, 
     actor.require("site.edit")
     unknown = set(fields) - set(SETTINGS_FIELDS)
     if unknown:
-        raise ValidationError(tr("unknown setting '%(name)s'", name=sorted(unknown)[0]), sorted(unknown)[0])
+        raise ValidationError(
+            tr("unknown setting '%(name)s'", name=sorted(unknown)[0]), sorted(unknown)[0]
+        )
     current = Property.get_by_id(prop.id)
     values = {name: getattr(current, name) for name in SETTINGS_FIELDS}
     values.update(fields)
@@ -91,21 +120,31 @@ def update_property_settings(prop: Property, *, actor: Actor, now: dt.datetime, 
         if not isinstance(values[name], int) or values[name] < 0:
             raise ValidationError(tr("a threshold cannot be negative"), name)
     if values["default_alarm1_fen"] < values["default_alarm2_fen"]:
-        raise ValidationError(tr("alarm 1 must be at or above alarm 2, and both at or above zero"),
-                              "default_alarm1_fen")
+        raise ValidationError(
+            tr("alarm 1 must be at or above alarm 2, and both at or above zero"),
+            "default_alarm1_fen",
+        )
     try:
         zoneinfo.ZoneInfo(str(values["timezone"] or ""))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(tr("'%(zone)s' is not a time zone", zone=values["timezone"]), "timezone") from None
+        raise ValidationError(
+            tr("'%(zone)s' is not a time zone", zone=values["timezone"]), "timezone"
+        ) from None
     if values["language"] not in LANGUAGES:
-        raise ValidationError(tr("unknown language '%(language)s'", language=values["language"]), "language")
-    changed = {name: [getattr(current, name), values[name]] for name in SETTINGS_FIELDS
-               if getattr(current, name) != values[name]}
+        raise ValidationError(
+            tr("unknown language '%(language)s'", language=values["language"]), "language"
+        )
+    changed = {
+        name: [getattr(current, name), values[name]]
+        for name in SETTINGS_FIELDS
+        if getattr(current, name) != values[name]
+    }
     if not changed:
         return current
     with write_tx():
         Property.update({getattr(Property, name): values[name] for name in changed}).where(
-            Property.id == prop.id).execute()
+            Property.id == prop.id
+        ).execute()
         audit(actor, "property.settings", current, now=now, changed=changed)
     return Property.get_by_id(prop.id)
 
@@ -115,19 +154,31 @@ def floor_level(name: str) -> int:
     return int(name) if name.lstrip("-").isdigit() else 0
 
 
-def new_room(*, building: str, floor: str, number: str, area_cm2: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+def new_room(
+    *, building: str, floor: str, number: str, area_cm2: int = 0
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A new room checked: its row (without the floor, which the caller finds or creates by
     name) and the detail of its ``room.create`` audit row.  ``add_room`` and the Excel import
     both build rooms here."""
     building = _required(building, "building", tr("a building"))
     floor = _required(floor, "floor", tr("a floor"))
     number = _required(number, "number", tr("a room number"))
-    return ({"number": number, "area_cm2": area_cm2},
-            {"building": building, "floor": floor, "number": number})
+    return (
+        {"number": number, "area_cm2": area_cm2},
+        {"building": building, "floor": floor, "number": number},
+    )
 
 
-def add_room(prop: Property, *, building: str, floor: str, number: str, area_cm2: int = 0,
-             actor: Actor, now: dt.datetime) -> Room:
+def add_room(
+    prop: Property,
+    *,
+    building: str,
+    floor: str,
+    number: str,
+    area_cm2: int = 0,
+    actor: Actor,
+    now: dt.datetime,
+) -> Room:
     """Add a room, creating its building and floor by name where needed."""
     actor.require("site.edit")
     row, detail = new_room(building=building, floor=floor, number=number, area_cm2=area_cm2)
@@ -136,15 +187,29 @@ def add_room(prop: Property, *, building: str, floor: str, number: str, area_cm2
         b, _ = Building.get_or_create(property=prop, name=building)
         f, _ = Floor.get_or_create(building=b, name=floor, defaults={"level": floor_level(floor)})
         if Room.select().where((Room.floor == f) & (Room.number == number)).exists():
-            raise ValidationError(tr("room %(number)s exists on %(building)s %(floor)s", number=number,
-                                     building=building, floor=floor), "number")
+            raise ValidationError(
+                tr(
+                    "room %(number)s exists on %(building)s %(floor)s",
+                    number=number,
+                    building=building,
+                    floor=floor,
+                ),
+                "number",
+            )
         room = Room.create(floor=f, **row)
         audit(actor, "room.create", room, now=now, **detail)
     return room
 
 
-def create_tenant(prop: Property, *, name: str, phones: str = "", contact: str = "",
-                  actor: Actor, now: dt.datetime) -> Tenant:
+def create_tenant(
+    prop: Property,
+    *,
+    name: str,
+    phones: str = "",
+    contact: str = "",
+    actor: Actor,
+    now: dt.datetime,
+) -> Tenant:
     actor.require("account.open")
     name = _required(name, "name", tr("a tenant name"))
     clean_phones = []
@@ -157,14 +222,20 @@ def create_tenant(prop: Property, *, name: str, phones: str = "", contact: str =
             raise ValidationError(tr("'%(phone)s' is not a phone number", phone=phone), "phones")
         clean_phones.append(phone)
     with write_tx():
-        tenant = Tenant.create(property=prop, name=name, phones=",".join(clean_phones),
-                               contact=(contact or "").strip(), created_at=now)
+        tenant = Tenant.create(
+            property=prop,
+            name=name,
+            phones=",".join(clean_phones),
+            contact=(contact or "").strip(),
+            created_at=now,
+        )
         audit(actor, "tenant.create", tenant, now=now, name=name)
     return tenant
 
 
-def new_gateway(prop: Property, *, name: str, host: str, port: int, baud: int = 9600,
-                now: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+def new_gateway(
+    prop: Property, *, name: str, host: str, port: int, baud: int = 9600, now: dt.datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A new gateway checked: its row and the detail of its ``gateway.create`` audit row.
     ``create_gateway`` and the Excel import both build gateways here."""
     name = _required(name, "name", tr("a gateway name"))
@@ -173,27 +244,59 @@ def new_gateway(prop: Property, *, name: str, host: str, port: int, baud: int = 
         raise ValidationError(tr("the port must be 1-65535"), "port")
     if baud not in (1200, 2400, 4800, 9600, 19200, 38400, 115200):
         raise ValidationError(tr("%(baud)s is not a serial baud rate", baud=baud), "baud")
-    return ({"property": prop, "name": name, "host": host, "port": port, "baud": baud, "created_at": now},
-            {"host": host, "port": port})
+    return (
+        {
+            "property": prop,
+            "name": name,
+            "host": host,
+            "port": port,
+            "baud": baud,
+            "created_at": now,
+        },
+        {"host": host, "port": port},
+    )
 
 
-def create_gateway(prop: Property, *, name: str, host: str, port: int, baud: int = 9600,
-                   actor: Actor, now: dt.datetime) -> Gateway:
+def create_gateway(
+    prop: Property,
+    *,
+    name: str,
+    host: str,
+    port: int,
+    baud: int = 9600,
+    actor: Actor,
+    now: dt.datetime,
+) -> Gateway:
     actor.require("site.edit")
     row, detail = new_gateway(prop, name=name, host=host, port=port, baud=baud, now=now)
     with write_tx():
-        if Gateway.select().where((Gateway.host == row["host"]) & (Gateway.port == row["port"])).exists():
-            raise ValidationError(tr("a gateway at %(host)s:%(port)s exists", host=row["host"], port=row["port"]),
-                                  "host")
+        if (
+            Gateway.select()
+            .where((Gateway.host == row["host"]) & (Gateway.port == row["port"]))
+            .exists()
+        ):
+            raise ValidationError(
+                tr("a gateway at %(host)s:%(port)s exists", host=row["host"], port=row["port"]),
+                "host",
+            )
         gw = Gateway.create(**row)
         audit(actor, "gateway.create", gw, now=now, **detail)
     return gw
 
 
 def new_meter(
-    prop: Property, *, serial: str, kind: str, protocol: str = "dlt645-2007", address: str = "",
-    gateway: Gateway | int | None = None, room: Room | int | None = None, multiplier: int = 1,
-    prepaid_mode: str = "platform", register_modulus: int = 100_000_000, max_rate: int | None = None,
+    prop: Property,
+    *,
+    serial: str,
+    kind: str,
+    protocol: str = "dlt645-2007",
+    address: str = "",
+    gateway: Gateway | int | None = None,
+    room: Room | int | None = None,
+    multiplier: int = 1,
+    prepaid_mode: str = "platform",
+    register_modulus: int = 100_000_000,
+    max_rate: int | None = None,
     profile: str = "",
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A new meter checked: its row (in stock, bus address defaulting to the serial, the
@@ -205,35 +308,69 @@ def new_meter(
     if protocol not in PROTOCOLS:
         raise ValidationError(tr("unknown protocol '%(protocol)s'", protocol=protocol), "protocol")
     if prepaid_mode not in PREPAID_MODES:
-        raise ValidationError(tr("unknown prepaid mode '%(mode)s'", mode=prepaid_mode), "prepaid_mode")
+        raise ValidationError(
+            tr("unknown prepaid mode '%(mode)s'", mode=prepaid_mode), "prepaid_mode"
+        )
     if not isinstance(multiplier, int) or not 1 <= multiplier <= 10000:
         raise ValidationError(tr("the multiplier (CT ratio) must be 1-10000"), "multiplier")
     if max_rate is None:
         max_rate = 100_000 if kind == "electricity" else 10_000  # W, or litres per hour
     row = {
-        "property": prop, "serial": serial, "kind": kind, "protocol": protocol, "address": address or serial,
-        "gateway": gateway, "room": room, "multiplier": multiplier, "prepaid_mode": prepaid_mode,
-        "register_modulus": register_modulus, "max_rate": max_rate, "profile": profile, "status": "stock",
+        "property": prop,
+        "serial": serial,
+        "kind": kind,
+        "protocol": protocol,
+        "address": address or serial,
+        "gateway": gateway,
+        "room": room,
+        "multiplier": multiplier,
+        "prepaid_mode": prepaid_mode,
+        "register_modulus": register_modulus,
+        "max_rate": max_rate,
+        "profile": profile,
+        "status": "stock",
     }
     return row, {"serial": serial, "kind": kind}
 
 
 def create_meter(
-    prop: Property, *, serial: str, kind: str, actor: Actor, now: dt.datetime,
-    protocol: str = "dlt645-2007", address: str = "", gateway: Gateway | None = None,
-    room: Room | None = None, multiplier: int = 1, prepaid_mode: str = "platform",
-    register_modulus: int = 100_000_000, max_rate: int | None = None, profile: str = "",
+    prop: Property,
+    *,
+    serial: str,
+    kind: str,
+    actor: Actor,
+    now: dt.datetime,
+    protocol: str = "dlt645-2007",
+    address: str = "",
+    gateway: Gateway | None = None,
+    room: Room | None = None,
+    multiplier: int = 1,
+    prepaid_mode: str = "platform",
+    register_modulus: int = 100_000_000,
+    max_rate: int | None = None,
+    profile: str = "",
 ) -> Meter:
     """Register a meter in stock (not yet attached to an account)."""
     actor.require("site.edit")
     row, detail = new_meter(
-        prop, serial=serial, kind=kind, protocol=protocol, address=address, gateway=gateway, room=room,
-        multiplier=multiplier, prepaid_mode=prepaid_mode, register_modulus=register_modulus,
-        max_rate=max_rate, profile=profile,
+        prop,
+        serial=serial,
+        kind=kind,
+        protocol=protocol,
+        address=address,
+        gateway=gateway,
+        room=room,
+        multiplier=multiplier,
+        prepaid_mode=prepaid_mode,
+        register_modulus=register_modulus,
+        max_rate=max_rate,
+        profile=profile,
     )
     with write_tx():
         if Meter.select().where(Meter.serial == row["serial"]).exists():
-            raise ValidationError(tr("meter serial '%(serial)s' exists", serial=row["serial"]), "serial")
+            raise ValidationError(
+                tr("meter serial '%(serial)s' exists", serial=row["serial"]), "serial"
+            )
         meter = Meter.create(**row)
         audit(actor, "meter.create", meter, now=now, **detail)
     return meter

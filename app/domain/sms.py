@@ -141,18 +141,18 @@ PHRASE_KINDS = frozenset({"days_left", "days_left_under_one"})
 DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
     "zh_CN": {
         "alarm1": "【{property}】{tenant}您好：您的账户{account}余额{balance}元，已低于一级报警金额{threshold}元"
-                  "{days_left}。请及时充值。",
+        "{days_left}。请及时充值。",
         "alarm2": "【{property}】{tenant}您好：您的账户{account}余额仅{balance}元，已低于二级报警金额{threshold}元"
-                  "{days_left}。余额用完将自动断电，请尽快充值。",
+        "{days_left}。余额用完将自动断电，请尽快充值。",
         "arrears": "【{property}】{tenant}您好：您的账户{account}已欠费（余额{balance}元），已停止供电/供水。"
-                   "充值后自动恢复。",
+        "充值后自动恢复。",
         "restored": "【{property}】{tenant}您好：您的账户{account}已缴费，余额{balance}元，供电/供水已恢复。",
         "receipt": "【{property}】{tenant}您好：账户{account}充值{amount}元，服务费{fee}元，实际入账{credited}元，"
-                   "当前余额{balance}元{days_left}。收据号{receipt}。",
+        "当前余额{balance}元{days_left}。收据号{receipt}。",
         "fee_deducted": "【{property}】{tenant}您好：账户{account}已扣除{item}（{period}）{amount}元，"
-                        "当前余额{balance}元{days_left}。",
+        "当前余额{balance}元{days_left}。",
         "bill_ready": "【{property}】{tenant}您好：账户{account}的{month}月度账单已出，期末余额{closing}元。"
-                      "详情请咨询物业。",
+        "详情请咨询物业。",
         "days_left": "，按近7天平均用量约可用{days}天",
         "days_left_under_one": "，按近7天平均用量已不足1天",
         "staff.offline": "【{property}】{count}块表计离线：{meters}（{time}）",
@@ -165,28 +165,28 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
     },
     "en": {
         "alarm1": "[{property}] {tenant}: the balance of account {account} is {balance} yuan, below alarm 1 "
-                  "({threshold} yuan){days_left}. Please top up.",
+        "({threshold} yuan){days_left}. Please top up.",
         "alarm2": "[{property}] {tenant}: the balance of account {account} is only {balance} yuan, below alarm 2 "
-                  "({threshold} yuan){days_left}. Supply is cut when it runs out; please top up soon.",
+        "({threshold} yuan){days_left}. Supply is cut when it runs out; please top up soon.",
         "arrears": "[{property}] {tenant}: account {account} is in arrears (balance {balance} yuan) and supply "
-                   "has been cut. It comes back automatically after payment.",
+        "has been cut. It comes back automatically after payment.",
         "restored": "[{property}] {tenant}: payment received for account {account}, balance {balance} yuan. "
-                    "Supply is restored.",
+        "Supply is restored.",
         "receipt": "[{property}] {tenant}: account {account} topped up {amount} yuan, service fee {fee}, "
-                   "credited {credited}; balance {balance} yuan{days_left}. Receipt {receipt}.",
+        "credited {credited}; balance {balance} yuan{days_left}. Receipt {receipt}.",
         "fee_deducted": "[{property}] {tenant}: {item} for {period}, {amount} yuan, deducted from account "
-                        "{account}; balance {balance} yuan{days_left}.",
+        "{account}; balance {balance} yuan{days_left}.",
         "bill_ready": "[{property}] {tenant}: the {month} bill of account {account} is ready; closing balance "
-                      "{closing} yuan. Ask the property office for details.",
+        "{closing} yuan. Ask the property office for details.",
         "days_left": ", about {days} day(s) left at the last 7 days' average use",
         "days_left_under_one": ", less than a day left at the last 7 days' average use",
         "staff.offline": "[{property}] {count} meter(s) offline: {meters} ({time})",
         "staff.overload": "[{property}] {count} meter(s) tripped on overload: {meters} ({time})",
         "staff.tamper": "[{property}] {count} meter(s) read lower than before (tamper or replaced?): "
-                        "{meters} ({time})",
+        "{meters} ({time})",
         "staff.command_failed": "[{property}] {count} meter(s) did not confirm a supply command: {meters} ({time})",
         "staff.balance_mismatch": "[{property}] {count} meter-held balance(s) differ from the ledger: "
-                                  "{meters} ({time})",
+        "{meters} ({time})",
         "staff.ledger_mismatch": "[{property}] the ledger check found differences; see the console ({time})",
         "test": "[{property}] This is a test message: SMS sending works.",
     },
@@ -200,10 +200,20 @@ ITEM_NAMES: dict[str, dict[str, str]] = {
 
 # Example values for the template preview.
 SAMPLE_VALUES: dict[str, dict[str, str]] = {
-    "zh_CN": {"tenant": "张记餐饮", "item": "房租", "meters": "E00012, E00013", "month": "2026-10",
-              "period": "2026-11-01~2026-11-30"},
-    "en": {"tenant": "Blue Cafe", "item": "rent", "meters": "E00012, E00013", "month": "2026-10",
-           "period": "2026-11-01~2026-11-30"},
+    "zh_CN": {
+        "tenant": "张记餐饮",
+        "item": "房租",
+        "meters": "E00012, E00013",
+        "month": "2026-10",
+        "period": "2026-11-01~2026-11-30",
+    },
+    "en": {
+        "tenant": "Blue Cafe",
+        "item": "rent",
+        "meters": "E00012, E00013",
+        "month": "2026-10",
+        "period": "2026-11-01~2026-11-30",
+    },
 }
 
 _TOKEN = re.compile(r"\{([a-z_]+)\}")
@@ -257,7 +267,9 @@ def parse_phone_list(text: str, country_code: str, field_name: str) -> list[str]
     return out
 
 
-def save_settings(prop: Property, *, values: Mapping[str, str], actor: Actor, now: dt.datetime) -> SmsSettings:
+def save_settings(
+    prop: Property, *, values: Mapping[str, str], actor: Actor, now: dt.datetime
+) -> SmsSettings:
     """Store the property's SMS settings from form values (all text).
 
     Keys: sender, language, country_code, twilio_account_sid, twilio_auth_token (empty keeps
@@ -278,20 +290,31 @@ def save_settings(prop: Property, *, values: Mapping[str, str], actor: Actor, no
         raise ValidationError(tr("choose a language"), "language")
     country_code = get("country_code", current.country_code).lstrip("+")
     if not re.fullmatch(r"\d{1,3}", country_code):
-        raise ValidationError(tr("the country calling code is 1 to 3 digits, such as 86"), "country_code")
+        raise ValidationError(
+            tr("the country calling code is 1 to 3 digits, such as 86"), "country_code"
+        )
     sid = get("twilio_account_sid", current.twilio_account_sid)
     token = get("twilio_auth_token") or current.twilio_auth_token
     from_ = get("twilio_from", current.twilio_from).replace(" ", "")
     if sid and not re.fullmatch(r"AC[0-9a-fA-F]{32}", sid):
-        raise ValidationError(tr("a Twilio account SID is AC followed by 32 hexadecimal digits"),
-                              "twilio_account_sid")
+        raise ValidationError(
+            tr("a Twilio account SID is AC followed by 32 hexadecimal digits"), "twilio_account_sid"
+        )
     if from_ and not re.fullmatch(r"\+\d{6,15}|MG[0-9a-fA-F]{32}", from_):
-        raise ValidationError(tr("send from a number such as +14155550100 or a messaging service SID (MG...)"),
-                              "twilio_from")
+        raise ValidationError(
+            tr("send from a number such as +14155550100 or a messaging service SID (MG...)"),
+            "twilio_from",
+        )
     if sender == "twilio":
-        for key, value in (("twilio_account_sid", sid), ("twilio_auth_token", token), ("twilio_from", from_)):
+        for key, value in (
+            ("twilio_account_sid", sid),
+            ("twilio_auth_token", token),
+            ("twilio_from", from_),
+        ):
             if not value:
-                raise ValidationError(tr("Twilio needs the account SID, the auth token and a sender"), key)
+                raise ValidationError(
+                    tr("Twilio needs the account SID, the auth token and a sender"), key
+                )
     api_base = _url(get("twilio_api_base_url", current.twilio_api_base_url), "twilio_api_base_url")
     public_base = _url(get("public_base_url", current.public_base_url), "public_base_url")
     port = get("modem_port", current.modem_port)
@@ -302,7 +325,9 @@ def save_settings(prop: Property, *, values: Mapping[str, str], actor: Actor, no
     if baud not in MODEM_BAUDS:
         raise ValidationError(tr("choose a modem speed"), "modem_baud")
     if sender == "modem" and not port:
-        raise ValidationError(tr("name the modem's serial port, such as /dev/ttyUSB0"), "modem_port")
+        raise ValidationError(
+            tr("name the modem's serial port, such as /dev/ttyUSB0"), "modem_port"
+        )
     start_text = get("quiet_start", format_minute(current.quiet_start_min))
     end_text = get("quiet_end", format_minute(current.quiet_end_min))
     if not start_text and not end_text:
@@ -310,12 +335,23 @@ def save_settings(prop: Property, *, values: Mapping[str, str], actor: Actor, no
     else:
         quiet_start = _hhmm(start_text, "quiet_start")
         quiet_end = _hhmm(end_text, "quiet_end")
-    staff = parse_phone_list(get("staff_phones", current.staff_phones), country_code, "staff_phones")
+    staff = parse_phone_list(
+        get("staff_phones", current.staff_phones), country_code, "staff_phones"
+    )
     fields: dict[str, Any] = {
-        "sender": sender, "language": language, "country_code": country_code, "twilio_account_sid": sid,
-        "twilio_auth_token": token, "twilio_from": from_, "twilio_api_base_url": api_base,
-        "public_base_url": public_base, "modem_port": port, "modem_baud": baud,
-        "quiet_start_min": quiet_start, "quiet_end_min": quiet_end, "staff_phones": ",".join(staff),
+        "sender": sender,
+        "language": language,
+        "country_code": country_code,
+        "twilio_account_sid": sid,
+        "twilio_auth_token": token,
+        "twilio_from": from_,
+        "twilio_api_base_url": api_base,
+        "public_base_url": public_base,
+        "modem_port": port,
+        "modem_baud": baud,
+        "quiet_start_min": quiet_start,
+        "quiet_end_min": quiet_end,
+        "staff_phones": ",".join(staff),
     }
     with write_tx():
         row = SmsSettings.get_or_none(SmsSettings.property == prop.id)
@@ -324,12 +360,17 @@ def save_settings(prop: Property, *, values: Mapping[str, str], actor: Actor, no
             row = SmsSettings(property=prop.id)
         for key, value in fields.items():
             setattr(row, key, value)
-        if sender != "none" and (row.active_since is None or before.get("sender", "none") == "none"):
+        if sender != "none" and (
+            row.active_since is None or before.get("sender", "none") == "none"
+        ):
             row.active_since = now
         row.updated_at, row.updated_by = now, actor.name
         row.save()
-        changed = {k: (mask_secret(str(v)) if k == "twilio_auth_token" else v)
-                   for k, v in fields.items() if before.get(k) != v}
+        changed = {
+            k: (mask_secret(str(v)) if k == "twilio_auth_token" else v)
+            for k, v in fields.items()
+            if before.get(k) != v
+        }
         audit(actor, "sms.settings", row, now=now, **changed)
     return row
 
@@ -383,10 +424,13 @@ def set_tenant_language(tenant: Tenant, *, language: str, actor: Actor, now: dt.
     with write_tx():
         pref = TenantSmsPreference.get_or_none(TenantSmsPreference.tenant == tenant.id)
         if pref is None:
-            TenantSmsPreference.create(tenant=tenant.id, language=language, updated_at=now, updated_by=actor.name)
+            TenantSmsPreference.create(
+                tenant=tenant.id, language=language, updated_at=now, updated_by=actor.name
+            )
         else:
-            TenantSmsPreference.update(language=language, updated_at=now, updated_by=actor.name).where(
-                TenantSmsPreference.id == pref.id).execute()
+            TenantSmsPreference.update(
+                language=language, updated_at=now, updated_by=actor.name
+            ).where(TenantSmsPreference.id == pref.id).execute()
         audit(actor, "sms.tenant_language", tenant, now=now, language=language)
 
 
@@ -408,7 +452,9 @@ def in_quiet_hours(settings: SmsSettings, tz: ZoneInfo, now: dt.datetime) -> boo
 def quiet_hours_end(settings: SmsSettings, tz: ZoneInfo, now: dt.datetime) -> dt.datetime:
     """The next end of quiet hours after ``now``, as naive UTC."""
     local = _local(now, tz)
-    end = local.replace(hour=settings.quiet_end_min // 60, minute=settings.quiet_end_min % 60, second=0)
+    end = local.replace(
+        hour=settings.quiet_end_min // 60, minute=settings.quiet_end_min % 60, second=0
+    )
     if end <= local:
         end += dt.timedelta(days=1)
     return end.replace(tzinfo=tz).astimezone(dt.UTC).replace(tzinfo=None)
@@ -427,8 +473,11 @@ def _zone(prop_id: int, cache: dict[int, ZoneInfo] | None = None) -> ZoneInfo:
 
 
 def template_body(prop_id: int, kind: str, language: str) -> str:
-    row = SmsTemplate.get_or_none((SmsTemplate.property == prop_id) & (SmsTemplate.kind == kind)
-                                  & (SmsTemplate.language == language))
+    row = SmsTemplate.get_or_none(
+        (SmsTemplate.property == prop_id)
+        & (SmsTemplate.kind == kind)
+        & (SmsTemplate.language == language)
+    )
     return row.body if row is not None else DEFAULT_TEMPLATES[language][kind]
 
 
@@ -450,51 +499,82 @@ def check_template(kind: str, body: str) -> str:
     for name in _TOKEN.findall(body):
         if name not in allowed:
             raise ValidationError(
-                tr("{%(name)s} cannot be used here; use %(allowed)s", name=name,
-                   allowed=", ".join("{" + a + "}" for a in allowed) or "-"), "body")
+                tr(
+                    "{%(name)s} cannot be used here; use %(allowed)s",
+                    name=name,
+                    allowed=", ".join("{" + a + "}" for a in allowed) or "-",
+                ),
+                "body",
+            )
     if "{" in _TOKEN.sub("", body) or "}" in _TOKEN.sub("", body):
         raise ValidationError(tr("braces are only for placeholders such as {balance}"), "body")
     return body
 
 
-def save_template(prop: Property, *, kind: str, language: str, body: str, actor: Actor,
-                  now: dt.datetime) -> SmsTemplate:
+def save_template(
+    prop: Property, *, kind: str, language: str, body: str, actor: Actor, now: dt.datetime
+) -> SmsTemplate:
     """Store a manager's version of one message in one language."""
     actor.require("sms.manage")
     if language not in LANGUAGES:
         raise ValidationError(tr("choose a language"), "language")
     body = check_template(kind, body)
     with write_tx():
-        row = SmsTemplate.get_or_none((SmsTemplate.property == prop.id) & (SmsTemplate.kind == kind)
-                                      & (SmsTemplate.language == language))
+        row = SmsTemplate.get_or_none(
+            (SmsTemplate.property == prop.id)
+            & (SmsTemplate.kind == kind)
+            & (SmsTemplate.language == language)
+        )
         if row is None:
-            row = SmsTemplate.create(property=prop.id, kind=kind, language=language, body=body, updated_at=now,
-                                     updated_by=actor.name)
+            row = SmsTemplate.create(
+                property=prop.id,
+                kind=kind,
+                language=language,
+                body=body,
+                updated_at=now,
+                updated_by=actor.name,
+            )
         else:
             SmsTemplate.update(body=body, updated_at=now, updated_by=actor.name).where(
-                SmsTemplate.id == row.id).execute()
+                SmsTemplate.id == row.id
+            ).execute()
         audit(actor, "sms.template", row, now=now, kind=kind, language=language, body=body)
     return SmsTemplate.get_by_id(row.id)
 
 
-def reset_template(prop: Property, *, kind: str, language: str, actor: Actor, now: dt.datetime) -> None:
+def reset_template(
+    prop: Property, *, kind: str, language: str, actor: Actor, now: dt.datetime
+) -> None:
     """Go back to the built-in text."""
     actor.require("sms.manage")
     if kind not in PLACEHOLDERS or language not in LANGUAGES:
         raise NotFound(tr("no such message"), "kind")
     with write_tx():
-        SmsTemplate.delete().where((SmsTemplate.property == prop.id) & (SmsTemplate.kind == kind)
-                                   & (SmsTemplate.language == language)).execute()
+        SmsTemplate.delete().where(
+            (SmsTemplate.property == prop.id)
+            & (SmsTemplate.kind == kind)
+            & (SmsTemplate.language == language)
+        ).execute()
         audit(actor, "sms.template_reset", prop, now=now, kind=kind, language=language)
 
 
 def sample_values(prop: Property, kind: str, language: str) -> dict[str, str]:
     """Plausible values for previewing ``kind`` (the days-left phrase from the saved phrase)."""
     values = {
-        "property": prop.name, "account": f"{prop.code}-00012", "room": "A-101", "balance": "38.50",
-        "threshold": "50.00", "amount": "100.00", "fee": "3.00", "credited": "97.00",
-        "receipt": "202611020000012", "closing": "125.40", "count": "2", "time": "11-02 21:30",
-        "days": "4", **SAMPLE_VALUES[language],
+        "property": prop.name,
+        "account": f"{prop.code}-00012",
+        "room": "A-101",
+        "balance": "38.50",
+        "threshold": "50.00",
+        "amount": "100.00",
+        "fee": "3.00",
+        "credited": "97.00",
+        "receipt": "202611020000012",
+        "closing": "125.40",
+        "count": "2",
+        "time": "11-02 21:30",
+        "days": "4",
+        **SAMPLE_VALUES[language],
     }
     if "days_left" in PLACEHOLDERS[kind]:
         values["days_left"] = render(template_body(prop.id, "days_left", language), {"days": "4"})
@@ -548,9 +628,16 @@ def daily_cost(account: Account, now: dt.datetime) -> Fraction | None:
             continue
         units = 0
         per_rate: dict[str, int] = defaultdict(int)
-        rows = (Reading.select(Reading.consumption, Reading.rate_units)
-                .where((Reading.meter == m.id) & (Reading.read_at > start) & (Reading.read_at <= now)
-                       & Reading.status.in_(["accepted", "released"])).tuples())
+        rows = (
+            Reading.select(Reading.consumption, Reading.rate_units)
+            .where(
+                (Reading.meter == m.id)
+                & (Reading.read_at > start)
+                & (Reading.read_at <= now)
+                & Reading.status.in_(["accepted", "released"])
+            )
+            .tuples()
+        )
         for consumption, rate_units in rows:
             units += consumption
             for rate, n in (json.loads(rate_units) if rate_units else {}).items():
@@ -559,9 +646,20 @@ def daily_cost(account: Account, now: dt.datetime) -> Fraction | None:
         if not units:
             continue
         kind = book.kinds[tariff_id]
-        by_register = dict(per_rate) if kind == "tou" and per_rate and set(per_rate) <= set(RATES) else None
-        num, _, _ = rate_interval(kind, spec, book.utilities[tariff_id], units=units, start=start, end=now,
-                                  tz=tz, rate_units=by_register, month_state=(m.month_key, m.month_units))
+        by_register = (
+            dict(per_rate) if kind == "tou" and per_rate and set(per_rate) <= set(RATES) else None
+        )
+        num, _, _ = rate_interval(
+            kind,
+            spec,
+            book.utilities[tariff_id],
+            units=units,
+            start=start,
+            end=now,
+            tz=tz,
+            rate_units=by_register,
+            month_state=(m.month_key, m.month_units),
+        )
         total += Fraction(num * 86400, denominator(m.kind) * seconds)
     return total if known else None
 
@@ -601,30 +699,67 @@ class _Run:
             self.settings[prop_id] = settings_for(prop_id)
         return self.settings[prop_id]
 
-    def add(self, settings: SmsSettings, *, audience: str, kind: str, recipient: str, language: str, body: str,
-            cause: str, account: int | None = None, tenant: int | None = None, meter: int | None = None,
-            event: int | None = None, sale: int | None = None, skipped: str = "") -> None:
+    def add(
+        self,
+        settings: SmsSettings,
+        *,
+        audience: str,
+        kind: str,
+        recipient: str,
+        language: str,
+        body: str,
+        cause: str,
+        account: int | None = None,
+        tenant: int | None = None,
+        meter: int | None = None,
+        event: int | None = None,
+        sale: int | None = None,
+        skipped: str = "",
+    ) -> None:
         prop_id = settings.property_id
         urgent = kind in URGENT_KINDS
         due = self.now
         if not urgent and in_quiet_hours(settings, _zone(prop_id, self.zones), self.now):
             due = quiet_hours_end(settings, _zone(prop_id, self.zones), self.now)
-        self.rows.append({
-            "property": prop_id, "audience": audience, "kind": kind, "account": account, "tenant": tenant,
-            "meter": meter, "event": event, "sale": sale, "recipient": recipient, "language": language,
-            "body": body, "urgent": urgent, "dedupe_key": f"{cause}:{recipient or '-'}"[:120],
-            "status": "skipped" if skipped else "queued", "error_code": skipped, "error": "",
-            "created_at": self.now, "next_attempt_at": due, "updated_at": self.now,
-        })
+        self.rows.append(
+            {
+                "property": prop_id,
+                "audience": audience,
+                "kind": kind,
+                "account": account,
+                "tenant": tenant,
+                "meter": meter,
+                "event": event,
+                "sale": sale,
+                "recipient": recipient,
+                "language": language,
+                "body": body,
+                "urgent": urgent,
+                "dedupe_key": f"{cause}:{recipient or '-'}"[:120],
+                "status": "skipped" if skipped else "queued",
+                "error_code": skipped,
+                "error": "",
+                "created_at": self.now,
+                "next_attempt_at": due,
+                "updated_at": self.now,
+            }
+        )
 
 
 def _tenant_values(account: Account, balance_fen: int, prop: Property) -> dict[str, str]:
     room = Room.get_or_none(Room.id == account.room_id) if account.room_id else None
-    return {"property": prop.name, "tenant": account.tenant.name, "account": account.number,
-            "room": room.number if room is not None else "", "balance": format_fen(balance_fen)}
+    return {
+        "property": prop.name,
+        "tenant": account.tenant.name,
+        "account": account.number,
+        "room": room.number if room is not None else "",
+        "balance": format_fen(balance_fen),
+    }
 
 
-def _days_left_phrase(prop_id: int, language: str, account: Account, balance_fen: int, now: dt.datetime) -> str:
+def _days_left_phrase(
+    prop_id: int, language: str, account: Account, balance_fen: int, now: dt.datetime
+) -> str:
     days = estimate_days_left(account, balance_fen, now)
     if days is None:
         return ""
@@ -633,8 +768,17 @@ def _days_left_phrase(prop_id: int, language: str, account: Account, balance_fen
     return render(template_body(prop_id, "days_left", language), {"days": str(days)})
 
 
-def _tenant_message(run: _Run, account: Account, kind: str, *, cause: str, extra: Mapping[str, str] | None = None,
-                    balance_fen: int | None = None, event: int | None = None, sale: int | None = None) -> None:
+def _tenant_message(
+    run: _Run,
+    account: Account,
+    kind: str,
+    *,
+    cause: str,
+    extra: Mapping[str, str] | None = None,
+    balance_fen: int | None = None,
+    event: int | None = None,
+    sale: int | None = None,
+) -> None:
     """Outbox rows for one message to every phone of the account's tenant."""
     settings = run.settings_of(account.property_id)
     prop = Property.get_by_id(account.property_id)
@@ -648,8 +792,17 @@ def _tenant_message(run: _Run, account: Account, kind: str, *, cause: str, extra
         values["days_left"] = _days_left_phrase(prop.id, language, account, balance_fen, run.now)
     body = render(body_template, values)
     phones, bad = tenant_phones(tenant, settings.country_code)
-    common = {"audience": "tenant", "kind": kind, "language": language, "body": body, "cause": cause,
-              "account": account.id, "tenant": tenant.id, "event": event, "sale": sale}
+    common = {
+        "audience": "tenant",
+        "kind": kind,
+        "language": language,
+        "body": body,
+        "cause": cause,
+        "account": account.id,
+        "tenant": tenant.id,
+        "event": event,
+        "sale": sale,
+    }
     if not phones:
         run.add(settings, recipient="", skipped="bad_phone" if bad else "no_phone", **common)
     for phone in phones:
@@ -675,21 +828,37 @@ def _staff_message(run: _Run, prop_id: int, kind: str, events: list[Event]) -> N
             names.append(name)
     shown = ", ".join(names[:6]) + (f" +{len(names) - 6}" if len(names) > 6 else "")
     newest = max(e.created_at for e in events)
-    values = {"property": prop.name, "count": str(len(names) or len(events)), "meters": shown,
-              "time": _local(newest, _zone(prop_id, run.zones)).strftime("%m-%d %H:%M")}
+    values = {
+        "property": prop.name,
+        "count": str(len(names) or len(events)),
+        "meters": shown,
+        "time": _local(newest, _zone(prop_id, run.zones)).strftime("%m-%d %H:%M"),
+    }
     body = render(template_body(prop_id, kind, settings.language), values)
     first = min(events, key=lambda e: e.id)
     for phone in parse_phone_list(settings.staff_phones, settings.country_code, "staff_phones"):
-        run.add(settings, audience="staff", kind=kind, recipient=phone, language=settings.language, body=body,
-                cause=f"ev:{first.id}", meter=first.meter_id if len(names) == 1 else None, event=first.id)
+        run.add(
+            settings,
+            audience="staff",
+            kind=kind,
+            recipient=phone,
+            language=settings.language,
+            body=body,
+            cause=f"ev:{first.id}",
+            meter=first.meter_id if len(names) == 1 else None,
+            event=first.id,
+        )
 
 
 def _told_cut(account_id: int) -> bool:
     """Was the tenant's last supply message the cut?  "Restored" answers a cut the tenant was
     told about: not a new account's first payment, nor a cut undone within the same minute."""
-    last = (SmsMessage.select(SmsMessage.kind)
-            .where((SmsMessage.account == account_id) & SmsMessage.kind.in_(["arrears", "restored"]))
-            .order_by(SmsMessage.id.desc()).first())
+    last = (
+        SmsMessage.select(SmsMessage.kind)
+        .where((SmsMessage.account == account_id) & SmsMessage.kind.in_(["arrears", "restored"]))
+        .order_by(SmsMessage.id.desc())
+        .first()
+    )
     return last is not None and last.kind == "arrears"
 
 
@@ -721,7 +890,11 @@ def _dispatch_batch(run: _Run, events: list[Event]) -> tuple[list[int], int]:
             staff[(e.property_id, STAFF_EVENTS[e.kind])].append(e)
             continue
         handled.append(e.id)
-        if e.kind == "relay.on" and e.account_id and json.loads(e.data or "{}").get("reason") == "paid":
+        if (
+            e.kind == "relay.on"
+            and e.account_id
+            and json.loads(e.data or "{}").get("reason") == "paid"
+        ):
             restored.setdefault(e.account_id, e)
         elif e.kind == "rent.charged" and e.account_id:
             _rent_charged(run, e)
@@ -735,7 +908,9 @@ def _dispatch_batch(run: _Run, events: list[Event]) -> tuple[list[int], int]:
             continue  # moved on since; its own event says so
         extra = {}
         if tier in ("alarm1", "alarm2"):
-            extra["threshold"] = format_fen(account.alarm1_fen if tier == "alarm1" else account.alarm2_fen)
+            extra["threshold"] = format_fen(
+                account.alarm1_fen if tier == "alarm1" else account.alarm2_fen
+            )
         _tenant_message(run, account, tier, cause=f"ev:{e.id}", extra=extra, event=e.id)
     for account_id, e in restored.items():
         account = Account.get_by_id(account_id)
@@ -746,9 +921,15 @@ def _dispatch_batch(run: _Run, events: list[Event]) -> tuple[list[int], int]:
         if not settings.staff_phones:
             handled.extend(e.id for e in group)
             continue
-        recent = SmsMessage.select().where(
-            (SmsMessage.property == prop_id) & (SmsMessage.kind == kind)
-            & (SmsMessage.created_at > run.now - STAFF_DIGEST_WINDOW)).exists()
+        recent = (
+            SmsMessage.select()
+            .where(
+                (SmsMessage.property == prop_id)
+                & (SmsMessage.kind == kind)
+                & (SmsMessage.created_at > run.now - STAFF_DIGEST_WINDOW)
+            )
+            .exists()
+        )
         if recent:
             waiting += len(group)
             continue
@@ -766,8 +947,15 @@ def _rent_charged(run: _Run, e: Event) -> None:
     period = f"{data.get('period_start', '')}~{data.get('period_end', '')}".strip("~")
     balance = data.get("balance_fen")
     extra = {"item": item, "period": period, "amount": format_fen(int(data.get("amount_fen", 0)))}
-    _tenant_message(run, account, "fee_deducted", cause=f"ev:{e.id}", extra=extra, event=e.id,
-                    balance_fen=int(balance) if balance is not None else None)
+    _tenant_message(
+        run,
+        account,
+        "fee_deducted",
+        cause=f"ev:{e.id}",
+        extra=extra,
+        event=e.id,
+        balance_fen=int(balance) if balance is not None else None,
+    )
 
 
 def _bills(run: _Run, enabled: list[int]) -> None:
@@ -775,19 +963,36 @@ def _bills(run: _Run, enabled: list[int]) -> None:
     from app.models.operations import BillSnapshot
 
     done = set()
-    for (key,) in SmsMessage.select(SmsMessage.dedupe_key).where(
-            (SmsMessage.kind == "bill_ready") & (SmsMessage.created_at > run.now - RECEIPT_MAX_AGE * 2)).tuples():
+    for (key,) in (
+        SmsMessage.select(SmsMessage.dedupe_key)
+        .where(
+            (SmsMessage.kind == "bill_ready")
+            & (SmsMessage.created_at > run.now - RECEIPT_MAX_AGE * 2)
+        )
+        .tuples()
+    ):
         done.add(key.split(":")[1])
-    snaps = (BillSnapshot.select(BillSnapshot, Account).join(Account)
-             .where(Account.property.in_(enabled) & (BillSnapshot.created_at > run.now - RECEIPT_MAX_AGE)
-                    & (BillSnapshot.created_at <= run.now))
-             .order_by(BillSnapshot.id))
+    snaps = (
+        BillSnapshot.select(BillSnapshot, Account)
+        .join(Account)
+        .where(
+            Account.property.in_(enabled)
+            & (BillSnapshot.created_at > run.now - RECEIPT_MAX_AGE)
+            & (BillSnapshot.created_at <= run.now)
+        )
+        .order_by(BillSnapshot.id)
+    )
     for snap in snaps:
-        if str(snap.id) in done or snap.created_at < (run.settings[snap.account.property_id].active_since or run.now):
+        if str(snap.id) in done or snap.created_at < (
+            run.settings[snap.account.property_id].active_since or run.now
+        ):
             continue
         data = json.loads(snap.data or "{}")
         month = int(data.get("month", snap.month))
-        extra = {"month": f"{month // 100}-{month % 100:02d}", "closing": format_fen(int(data.get("closing_fen", 0)))}
+        extra = {
+            "month": f"{month // 100}-{month % 100:02d}",
+            "closing": format_fen(int(data.get("closing_fen", 0))),
+        }
         _tenant_message(run, snap.account, "bill_ready", cause=f"bill:{snap.id}", extra=extra)
 
 
@@ -799,18 +1004,37 @@ def _receipts(run: _Run) -> None:
     if not enabled:
         return
     sent = SmsMessage.select(SmsMessage.id).where(SmsMessage.sale == Sale.id)
-    sales = (Sale.select().where(Sale.property.in_(enabled) & (Sale.created_at > run.now - RECEIPT_MAX_AGE)
-                                 & (Sale.created_at <= run.now) & Sale.reversal_entry.is_null()
-                                 & ~fn.EXISTS(sent))
-             .order_by(Sale.id).limit(BATCH))
+    sales = (
+        Sale.select()
+        .where(
+            Sale.property.in_(enabled)
+            & (Sale.created_at > run.now - RECEIPT_MAX_AGE)
+            & (Sale.created_at <= run.now)
+            & Sale.reversal_entry.is_null()
+            & ~fn.EXISTS(sent)
+        )
+        .order_by(Sale.id)
+        .limit(BATCH)
+    )
     for sale in sales:
         if sale.created_at < (run.settings[sale.property_id].active_since or run.now):
             continue
         account = Account.get_by_id(sale.account_id)
-        extra = {"amount": format_fen(sale.amount_fen), "fee": format_fen(sale.fee_fen),
-                 "credited": format_fen(sale.net_fen), "receipt": sale.receipt_no or str(sale.id)}
-        _tenant_message(run, account, "receipt", cause=f"sale:{sale.id}", extra=extra,
-                        balance_fen=sale.balance_after_fen, sale=sale.id)
+        extra = {
+            "amount": format_fen(sale.amount_fen),
+            "fee": format_fen(sale.fee_fen),
+            "credited": format_fen(sale.net_fen),
+            "receipt": sale.receipt_no or str(sale.id),
+        }
+        _tenant_message(
+            run,
+            account,
+            "receipt",
+            cause=f"sale:{sale.id}",
+            extra=extra,
+            balance_fen=sale.balance_after_fen,
+            sale=sale.id,
+        )
     _bills(run, enabled)
 
 
@@ -822,15 +1046,19 @@ def _write(run: _Run) -> int:
     keys = [r["dedupe_key"] for r in rows]
     seen: set[str] = set()
     for i in range(0, len(keys), 400):
-        seen.update(k for (k,) in SmsMessage.select(SmsMessage.dedupe_key)
-                    .where(SmsMessage.dedupe_key.in_(keys[i:i + 400])).tuples())
+        seen.update(
+            k
+            for (k,) in SmsMessage.select(SmsMessage.dedupe_key)
+            .where(SmsMessage.dedupe_key.in_(keys[i : i + 400]))
+            .tuples()
+        )
     fresh = []
     for row in rows:
         if row["dedupe_key"] not in seen:
             seen.add(row["dedupe_key"])
             fresh.append(row)
     for i in range(0, len(fresh), 200):
-        SmsMessage.insert_many(fresh[i:i + 200]).on_conflict_ignore().execute()
+        SmsMessage.insert_many(fresh[i : i + 200]).on_conflict_ignore().execute()
     return len(fresh)
 
 
@@ -842,9 +1070,14 @@ def dispatch_events(now: dt.datetime) -> DispatchReport:
     while True:
         with write_tx():
             run = _Run(now)
-            events = list(Event.select().where(Event.handled_at.is_null() & (Event.id > after_id)
-                                               & (Event.created_at <= now))
-                          .order_by(Event.id).limit(BATCH))
+            events = list(
+                Event.select()
+                .where(
+                    Event.handled_at.is_null() & (Event.id > after_id) & (Event.created_at <= now)
+                )
+                .order_by(Event.id)
+                .limit(BATCH)
+            )
             if not events:
                 break
             after_id = events[-1].id
@@ -852,7 +1085,7 @@ def dispatch_events(now: dt.datetime) -> DispatchReport:
             report.messages += _write(run)
             if handled:
                 for i in range(0, len(handled), 400):
-                    Event.update(handled_at=now).where(Event.id.in_(handled[i:i + 400])).execute()
+                    Event.update(handled_at=now).where(Event.id.in_(handled[i : i + 400])).execute()
             report.events += len(handled)
             report.waiting += waiting
         if len(events) < BATCH:
@@ -897,8 +1130,11 @@ def move(message_id: int, frm: str, to: str, **fields: Any) -> bool:
     not (another worker or callback got there first).  Refuses moves the machine lacks."""
     if to not in TRANSITIONS.get(frm, ()):
         raise ValueError(f"an SMS cannot go from {frm} to {to}")
-    return bool(SmsMessage.update(status=to, **fields).where(
-        (SmsMessage.id == message_id) & (SmsMessage.status == frm)).execute())
+    return bool(
+        SmsMessage.update(status=to, **fields)
+        .where((SmsMessage.id == message_id) & (SmsMessage.status == frm))
+        .execute()
+    )
 
 
 def retry_delay(attempts: int) -> dt.timedelta:
@@ -909,8 +1145,13 @@ def retry_delay(attempts: int) -> dt.timedelta:
 def make_sender(settings: SmsSettings) -> Sender | None:
     if settings.sender == "twilio":
         callback = settings.public_base_url + WEBHOOK_PATH if settings.public_base_url else ""
-        return TwilioSender(settings.twilio_account_sid, settings.twilio_auth_token, settings.twilio_from,
-                            base_url=settings.twilio_api_base_url, status_callback=callback)
+        return TwilioSender(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_from,
+            base_url=settings.twilio_api_base_url,
+            status_callback=callback,
+        )
     if settings.sender == "modem":
         return ModemSender(settings.modem_port, settings.modem_baud)
     return None
@@ -936,15 +1177,26 @@ def deliver(message_id: int, *, now: dt.datetime, sender: Sender | None = None) 
             return DeliveryOutcome(msg.status)
         settings = settings_for(msg.property_id)
         if settings.sender == "none":
-            move(msg.id, "queued", "failed", error_code="disabled", error="", failed_at=now, updated_at=now)
+            move(
+                msg.id,
+                "queued",
+                "failed",
+                error_code="disabled",
+                error="",
+                failed_at=now,
+                updated_at=now,
+            )
             return DeliveryOutcome("failed", error="disabled")
         tz = _zone(msg.property_id)
         if not msg.urgent and in_quiet_hours(settings, tz, now):
-            SmsMessage.update(next_attempt_at=quiet_hours_end(settings, tz, now), updated_at=now).where(
-                SmsMessage.id == msg.id).execute()
+            SmsMessage.update(
+                next_attempt_at=quiet_hours_end(settings, tz, now), updated_at=now
+            ).where(SmsMessage.id == msg.id).execute()
             return DeliveryOutcome("queued")
         attempts = msg.attempts + 1
-        if not move(msg.id, "queued", "sending", attempts=attempts, sender=settings.sender, updated_at=now):
+        if not move(
+            msg.id, "queued", "sending", attempts=attempts, sender=settings.sender, updated_at=now
+        ):
             return DeliveryOutcome(SmsMessage.get_by_id(msg.id).status)
     sender = sender or make_sender(settings)
     if sender is None:
@@ -957,21 +1209,47 @@ def deliver(message_id: int, *, now: dt.datetime, sender: Sender | None = None) 
         return _record_failure(msg.id, attempts, exc.code, exc.message, now, permanent=False)
     except Exception as exc:  # noqa: BLE001 - a library surprise: record it and try again later
         log.exception("SMS %s: unexpected error from the %s sender", msg.id, settings.sender)
-        return _record_failure(msg.id, attempts, "", f"{type(exc).__name__}: {exc}", now, permanent=False)
+        return _record_failure(
+            msg.id, attempts, "", f"{type(exc).__name__}: {exc}", now, permanent=False
+        )
     with write_tx():
-        move(msg.id, "sending", "sent", provider_id=provider_id[:64], sent_at=now, updated_at=now,
-             error_code="", error="")
+        move(
+            msg.id,
+            "sending",
+            "sent",
+            provider_id=provider_id[:64],
+            sent_at=now,
+            updated_at=now,
+            error_code="",
+            error="",
+        )
     return DeliveryOutcome("sent")
 
 
-def _record_failure(message_id: int, attempts: int, code: str, error: str, now: dt.datetime, *,
-                    permanent: bool) -> DeliveryOutcome:
+def _record_failure(
+    message_id: int, attempts: int, code: str, error: str, now: dt.datetime, *, permanent: bool
+) -> DeliveryOutcome:
     with write_tx():
         if permanent or attempts >= MAX_ATTEMPTS:
-            move(message_id, "sending", "failed", error_code=code[:32], error=error, failed_at=now, updated_at=now)
+            move(
+                message_id,
+                "sending",
+                "failed",
+                error_code=code[:32],
+                error=error,
+                failed_at=now,
+                updated_at=now,
+            )
             return DeliveryOutcome("failed", error=error)
-        move(message_id, "sending", "queued", error_code=code[:32], error=error, updated_at=now,
-             next_attempt_at=now + retry_delay(attempts))
+        move(
+            message_id,
+            "sending",
+            "queued",
+            error_code=code[:32],
+            error=error,
+            updated_at=now,
+            next_attempt_at=now + retry_delay(attempts),
+        )
     return DeliveryOutcome("queued", retry=True, error=error)
 
 
@@ -979,20 +1257,36 @@ def due_messages(now: dt.datetime, limit: int = 200) -> list[int]:
     """Messages to send now: urgent first, then oldest.  Messages left in ``sending`` for
     ``STUCK_AFTER`` (a worker died mid-send) are put back first; their attempt counts."""
     with write_tx():
-        stuck = [m.id for m in SmsMessage.select(SmsMessage.id).where(
-            (SmsMessage.status == "sending") & (SmsMessage.updated_at < now - STUCK_AFTER))]
+        stuck = [
+            m.id
+            for m in SmsMessage.select(SmsMessage.id).where(
+                (SmsMessage.status == "sending") & (SmsMessage.updated_at < now - STUCK_AFTER)
+            )
+        ]
         for mid in stuck:
-            move(mid, "sending", "queued", error="interrupted while sending", updated_at=now, next_attempt_at=now)
-    return [m.id for m in SmsMessage.select(SmsMessage.id).where(
-        (SmsMessage.status == "queued") & (SmsMessage.next_attempt_at <= now + DUE_SLACK))
-        .order_by(SmsMessage.urgent.desc(), SmsMessage.id).limit(limit)]
+            move(
+                mid,
+                "sending",
+                "queued",
+                error="interrupted while sending",
+                updated_at=now,
+                next_attempt_at=now,
+            )
+    return [
+        m.id
+        for m in SmsMessage.select(SmsMessage.id)
+        .where((SmsMessage.status == "queued") & (SmsMessage.next_attempt_at <= now + DUE_SLACK))
+        .order_by(SmsMessage.urgent.desc(), SmsMessage.id)
+        .limit(limit)
+    ]
 
 
 TWILIO_FINAL = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
 
 
-def record_delivery_status(provider_id: str, status: str, *, error_code: str = "",
-                           now: dt.datetime) -> SmsMessage | None:
+def record_delivery_status(
+    provider_id: str, status: str, *, error_code: str = "", now: dt.datetime
+) -> SmsMessage | None:
     """A delivery report from the provider: sent -> delivered | failed.  Reports that arrive
     late or twice change nothing; None when the message is not ours."""
     msg = SmsMessage.get_or_none(SmsMessage.provider_id == provider_id) if provider_id else None
@@ -1005,12 +1299,22 @@ def record_delivery_status(provider_id: str, status: str, *, error_code: str = "
         if target == "delivered":
             move(msg.id, "sent", "delivered", delivered_at=now, updated_at=now)
         else:
-            move(msg.id, "sent", "failed", failed_at=now, updated_at=now, error_code=(error_code or "")[:32],
-                 error=f"Twilio reported {status}" + (f" (error {error_code})" if error_code else ""))
+            move(
+                msg.id,
+                "sent",
+                "failed",
+                failed_at=now,
+                updated_at=now,
+                error_code=(error_code or "")[:32],
+                error=f"Twilio reported {status}"
+                + (f" (error {error_code})" if error_code else ""),
+            )
     return SmsMessage.get_by_id(msg.id)
 
 
-def twilio_signer(account_sid: str, urls: Iterable[str], params: Any, signature: str) -> SmsSettings | None:
+def twilio_signer(
+    account_sid: str, urls: Iterable[str], params: Any, signature: str
+) -> SmsSettings | None:
     """The settings whose auth token signed this callback (``X-Twilio-Signature`` over the
     URL and the POST parameters, checked by the SDK's RequestValidator), or None: unsigned,
     forged, altered or from an account we do not use."""
@@ -1019,11 +1323,15 @@ def twilio_signer(account_sid: str, urls: Iterable[str], params: Any, signature:
     if not signature or not account_sid:
         return None
     candidates = [u for u in urls if u]
-    for settings in SmsSettings.select().where((SmsSettings.twilio_account_sid == account_sid)
-                                               & (SmsSettings.twilio_auth_token != "")):
+    for settings in SmsSettings.select().where(
+        (SmsSettings.twilio_account_sid == account_sid) & (SmsSettings.twilio_auth_token != "")
+    ):
         validator = RequestValidator(settings.twilio_auth_token)
-        own = [settings.public_base_url + u[u.index(WEBHOOK_PATH):] for u in candidates
-               if settings.public_base_url and WEBHOOK_PATH in u]
+        own = [
+            settings.public_base_url + u[u.index(WEBHOOK_PATH) :]
+            for u in candidates
+            if settings.public_base_url and WEBHOOK_PATH in u
+        ]
         if any(validator.validate(url, params, signature) for url in own + candidates):
             return settings
     return None
@@ -1036,7 +1344,16 @@ def requeue_message(message: SmsMessage, *, actor: Actor, now: dt.datetime) -> S
         msg = SmsMessage.get_by_id(message.id)
         if msg.status != "failed":
             raise ValidationError(tr("only a failed message can be sent again"), "status")
-        move(msg.id, "failed", "queued", attempts=0, next_attempt_at=now, updated_at=now, error_code="", error="")
+        move(
+            msg.id,
+            "failed",
+            "queued",
+            attempts=0,
+            next_attempt_at=now,
+            updated_at=now,
+            error_code="",
+            error="",
+        )
         audit(actor, "sms.resend", msg, now=now, recipient=msg.recipient, kind=msg.kind)
     return SmsMessage.get_by_id(message.id)
 
@@ -1052,9 +1369,18 @@ def queue_test_message(prop: Property, *, phone: str, actor: Actor, now: dt.date
         raise ValidationError(tr("'%(phone)s' is not a phone number", phone=phone), "phone")
     body = render(template_body(prop.id, "test", settings.language), {"property": prop.name})
     with write_tx():
-        msg = SmsMessage.create(property=prop.id, audience="staff", kind="test", recipient=number,
-                                language=settings.language, body=body, urgent=True,
-                                dedupe_key=f"test:{uuid.uuid4().hex}", created_at=now, next_attempt_at=now,
-                                updated_at=now)
+        msg = SmsMessage.create(
+            property=prop.id,
+            audience="staff",
+            kind="test",
+            recipient=number,
+            language=settings.language,
+            body=body,
+            urgent=True,
+            dedupe_key=f"test:{uuid.uuid4().hex}",
+            created_at=now,
+            next_attempt_at=now,
+            updated_at=now,
+        )
         audit(actor, "sms.test", msg, now=now, recipient=number)
     return msg

@@ -76,7 +76,7 @@ def _twilio_http_client(base_url: str, timeout: float):
     class RebasedHttpClient(TwilioHttpClient):
         def request(self, method, url, *args, **kwargs):  # type: ignore[override]
             if base and url.startswith(TWILIO_API):
-                url = base + url[len(TWILIO_API):]
+                url = base + url[len(TWILIO_API) :]
             return super().request(method, url, *args, **kwargs)
 
     return RebasedHttpClient(timeout=timeout)
@@ -97,8 +97,11 @@ class TwilioSender:
     def client(self):
         from twilio.rest import Client
 
-        return Client(self.account_sid, self.auth_token,
-                      http_client=_twilio_http_client(self.base_url, self.timeout))
+        return Client(
+            self.account_sid,
+            self.auth_token,
+            http_client=_twilio_http_client(self.base_url, self.timeout),
+        )
 
     def send(self, to: str, body: str) -> str:
         from requests.exceptions import RequestException
@@ -124,7 +127,9 @@ class TwilioSender:
                 raise TransientSendError(error, code) from exc
             raise PermanentSendError(error, code) from exc
         if getattr(message, "error_code", None):
-            raise PermanentSendError(str(message.error_message or "refused"), str(message.error_code))
+            raise PermanentSendError(
+                str(message.error_message or "refused"), str(message.error_code)
+            )
         return str(message.sid)
 
 
@@ -141,7 +146,7 @@ def split_parts(body: str) -> list[str]:
     single, per_part = (160, 150) if is_gsm_text(body) else (70, 64)
     if len(body) <= single:
         return [body]
-    chunks = [body[i:i + per_part] for i in range(0, len(body), per_part)]
+    chunks = [body[i : i + per_part] for i in range(0, len(body), per_part)]
     return [f"({i}/{len(chunks)}){chunk}" for i, chunk in enumerate(chunks, 1)]
 
 
@@ -166,7 +171,9 @@ class ModemSender:
         deadline = time.monotonic() + self.open_wait
         while True:
             try:
-                return serial.Serial(self.port, self.baud, timeout=0.1, write_timeout=5, exclusive=True)
+                return serial.Serial(
+                    self.port, self.baud, timeout=0.1, write_timeout=5, exclusive=True
+                )
             except serial.SerialException as exc:
                 busy = "lock" in str(exc).lower() or "busy" in str(exc).lower()
                 if not busy or time.monotonic() > deadline:
@@ -190,8 +197,10 @@ class ModemSender:
                     session.command('AT+CSCS="UCS2"')
                     session.command("AT+CSMP=17,167,0,8")
                 number = to if gsm else _ucs2_hex(to)
-                refs = [session.submit(number, part if gsm else _ucs2_hex(part), self.timeout)
-                        for part in split_parts(body)]
+                refs = [
+                    session.submit(number, part if gsm else _ucs2_hex(part), self.timeout)
+                    for part in split_parts(body)
+                ]
         except serial.SerialException as exc:
             raise TransientSendError(f"modem port {self.port}: {exc}") from exc
         return "modem:" + ",".join(refs)
@@ -217,7 +226,9 @@ class _AtSession:
                 self.buffer = b""
                 return lines
             if time.monotonic() > deadline:
-                raise TransientSendError("the modem did not answer: " + (" | ".join(lines) or "silence"))
+                raise TransientSendError(
+                    "the modem did not answer: " + (" | ".join(lines) or "silence")
+                )
             chunk = self.port.read(self.port.in_waiting or 1)
             if chunk:
                 self.buffer += chunk

@@ -35,7 +35,9 @@ def status_for(balance: int, alarm1: int, alarm2: int, credit_limit: int) -> str
 
 
 def keep_power_active(meter: Meter, now: dt.datetime) -> bool:
-    return bool(meter.keep_power) and (meter.keep_power_until is None or meter.keep_power_until > now)
+    return bool(meter.keep_power) and (
+        meter.keep_power_until is None or meter.keep_power_until > now
+    )
 
 
 def refresh_accounts(account_ids: Iterable[int], *, now: dt.datetime) -> list[Event]:
@@ -45,8 +47,15 @@ def refresh_accounts(account_ids: Iterable[int], *, now: dt.datetime) -> list[Ev
     for i in range(0, len(ids), 400):
         chunk = ids[i : i + 400]
         rows = (
-            Account.select(Account.id, Account.property, Account.status, Account.alarm1_fen,
-                           Account.alarm2_fen, Account.credit_limit_fen, LedgerAccount.balance_fen)
+            Account.select(
+                Account.id,
+                Account.property,
+                Account.status,
+                Account.alarm1_fen,
+                Account.alarm2_fen,
+                Account.credit_limit_fen,
+                LedgerAccount.balance_fen,
+            )
             .join(LedgerAccount)
             .where(Account.id.in_(chunk) & Account.status.in_(list(LIVE)))
             .tuples()
@@ -59,12 +68,17 @@ def refresh_accounts(account_ids: Iterable[int], *, now: dt.datetime) -> list[Ev
             changed.setdefault(new, []).append(acct_id)
             events.append(
                 Event(
-                    kind=f"balance.{new}", property=prop_id, account=acct_id, created_at=now,
+                    kind=f"balance.{new}",
+                    property=prop_id,
+                    account=acct_id,
+                    created_at=now,
                     data=json.dumps({"from": status, "to": new, "balance_fen": balance}),
                 )
             )
         for new, acct_ids in changed.items():
-            Account.update(status=new, status_changed_at=now).where(Account.id.in_(acct_ids)).execute()
+            Account.update(status=new, status_changed_at=now).where(
+                Account.id.in_(acct_ids)
+            ).execute()
         if changed:
             events.extend(refresh_relays(chunk, now=now))
     if events:
@@ -98,8 +112,12 @@ def refresh_relays(account_ids: Iterable[int], *, now: dt.datetime) -> list[Even
         for m in group:
             events.append(
                 Event(
-                    kind=f"relay.{state}", property=m.property_id, account=m.account_id, meter=m.id,
-                    created_at=now, data=json.dumps({"reason": reason or "paid", "kind": m.kind}),
+                    kind=f"relay.{state}",
+                    property=m.property_id,
+                    account=m.account_id,
+                    meter=m.id,
+                    created_at=now,
+                    data=json.dumps({"reason": reason or "paid", "kind": m.kind}),
                 )
             )
     if to_off or to_on:

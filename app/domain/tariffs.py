@@ -47,12 +47,15 @@ def denominator(utility: str) -> int:
 
 # ---------------------------------------------------------------- spec validation
 
+
 def _minute(text: Any, field: str) -> int:
     try:
         hh, mm = str(text).split(":")
         h, m = int(hh), int(mm)
     except ValueError:
-        raise ValidationError(tr("'%(text)s' is not a time of day HH:MM", text=text), field) from None
+        raise ValidationError(
+            tr("'%(text)s' is not a time of day HH:MM", text=text), field
+        ) from None
     if not (0 <= h < 24 and 0 <= m < 60):
         raise ValidationError(tr("'%(text)s' is not a time of day HH:MM", text=text), field)
     return h * 60 + m
@@ -81,8 +84,9 @@ def validate_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         clean_prices = {}
         for rate, value in prices.items():
             if rate not in RATES:
-                raise ValidationError(tr("unknown rate '%(rate)s' (sharp, peak, flat, valley)", rate=rate),
-                                      "prices")
+                raise ValidationError(
+                    tr("unknown rate '%(rate)s' (sharp, peak, flat, valley)", rate=rate), "prices"
+                )
             clean_prices[rate] = _price(value, f"prices.{rate}")
         segs = spec.get("segments")
         if not isinstance(segs, list) or not segs:
@@ -94,7 +98,9 @@ def validate_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
             start = _minute(seg.get("start"), f"segments.{i}.start")
             rate = seg.get("rate")
             if rate not in clean_prices:
-                raise ValidationError(tr("segment rate '%(rate)s' has no price", rate=rate), f"segments.{i}.rate")
+                raise ValidationError(
+                    tr("segment rate '%(rate)s' has no price", rate=rate), f"segments.{i}.rate"
+                )
             clean_segs.append((start, rate))
         clean_segs.sort()
         if clean_segs[0][0] != 0:
@@ -103,7 +109,9 @@ def validate_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationError(tr("two segments start at the same time"), "segments")
         return {
             "prices": clean_prices,
-            "segments": [{"start": f"{s // 60:02d}:{s % 60:02d}", "rate": r} for s, r in clean_segs],
+            "segments": [
+                {"start": f"{s // 60:02d}:{s % 60:02d}", "rate": r} for s, r in clean_segs
+            ],
         }
     blocks = spec.get("blocks")
     if not isinstance(blocks, list) or not blocks:
@@ -117,7 +125,9 @@ def validate_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         price = _price(block.get("price"), f"blocks.{i}.price")
         if upto is None:
             if i != len(blocks) - 1:
-                raise ValidationError(tr("only the last block may be open-ended"), f"blocks.{i}.upto")
+                raise ValidationError(
+                    tr("only the last block may be open-ended"), f"blocks.{i}.upto"
+                )
         elif not isinstance(upto, int) or isinstance(upto, bool) or upto <= last:
             raise ValidationError(tr("block bounds are increasing whole units"), f"blocks.{i}.upto")
         else:
@@ -128,7 +138,9 @@ def validate_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"blocks": clean_blocks}
 
 
-def compliance_problems(prop: Property, utility: str, kind: str, spec: Mapping[str, Any]) -> list[str]:
+def compliance_problems(
+    prop: Property, utility: str, kind: str, spec: Mapping[str, Any]
+) -> list[str]:
     """Prices above the catalog price x 1.15 for the property's voltage class.
 
     Checked: a flat price, every tiered block, and a TOU tariff's flat-period price (sharp and
@@ -149,15 +161,20 @@ def compliance_problems(prop: Property, utility: str, kind: str, spec: Mapping[s
     cap = catalog * CAP_PERCENT  # compare price * 100 <= catalog * 115
     # The cap is shown as the highest price (1/10000 yuan) it allows: cap // 100.
     return [
-        tr("%(label)s price %(price)s yuan exceeds the cap %(cap)s (catalog %(catalog)s + 15 %%)",
-           label=label, price=format_price(price), cap=format_price(cap // 100),
-           catalog=format_price(catalog))
+        tr(
+            "%(label)s price %(price)s yuan exceeds the cap %(cap)s (catalog %(catalog)s + 15 %%)",
+            label=label,
+            price=format_price(price),
+            cap=format_price(cap // 100),
+            catalog=format_price(catalog),
+        )
         for label, price in checked
         if price * 100 > cap
     ]
 
 
 # ---------------------------------------------------------------- writes
+
 
 def create_tariff(
     prop: Property,
@@ -204,7 +221,9 @@ def add_tariff_version(
         )
         if exists.exists():
             raise ValidationError(tr("a version with this effective time exists"), "effective_from")
-        version = _add_version(tariff, tariff.property, clean, effective_from, actor, now, override_reason)
+        version = _add_version(
+            tariff, tariff.property, clean, effective_from, actor, now, override_reason
+        )
     return version
 
 
@@ -216,18 +235,31 @@ def _add_version(tariff, prop, clean, effective_from, actor, now, override_reaso
             raise ValidationError("; ".join(problems), "spec")
         if not actor.can("tariff.override"):
             raise ValidationError(
-                tr("%(problems)s — only an admin may override the cap", problems="; ".join(problems)),
+                tr(
+                    "%(problems)s — only an admin may override the cap",
+                    problems="; ".join(problems),
+                ),
                 "override_reason",
             )
     else:
         override_reason = ""
     version = TariffVersion.create(
-        tariff=tariff, effective_from=effective_from, spec=json.dumps(clean, sort_keys=True),
-        override_reason=override_reason, created_by=actor.name, created_at=now,
+        tariff=tariff,
+        effective_from=effective_from,
+        spec=json.dumps(clean, sort_keys=True),
+        override_reason=override_reason,
+        created_by=actor.name,
+        created_at=now,
     )
     audit(
-        actor, "tariff.version", tariff, now=now, effective_from=effective_from.isoformat(),
-        spec=clean, override_reason=override_reason, problems=problems,
+        actor,
+        "tariff.version",
+        tariff,
+        now=now,
+        effective_from=effective_from.isoformat(),
+        spec=clean,
+        override_reason=override_reason,
+        problems=problems,
     )
     return version
 
@@ -263,10 +295,14 @@ def assign_tariff(
             raise ValidationError(tr("some selected accounts no longer exist"), "selection")
         for acct in accounts:
             if acct.property_id != tariff.property_id:
-                raise ValidationError(tr("account %(number)s belongs to another property", number=acct.number),
-                                      "selection")
+                raise ValidationError(
+                    tr("account %(number)s belongs to another property", number=acct.number),
+                    "selection",
+                )
             if acct.status == "closed":
-                raise ValidationError(tr("account %(number)s is closed", number=acct.number), "selection")
+                raise ValidationError(
+                    tr("account %(number)s is closed", number=acct.number), "selection"
+                )
         meters: list[Meter] = []
         for chunk in _chunks(meter_ids):
             meters.extend(Meter.select().where(Meter.id.in_(chunk)))
@@ -274,15 +310,23 @@ def assign_tariff(
             raise ValidationError(tr("some selected meters no longer exist"), "selection")
         for meter in meters:
             if meter.property_id != tariff.property_id:
-                raise ValidationError(tr("meter %(serial)s belongs to another property", serial=meter.serial),
-                                      "selection")
+                raise ValidationError(
+                    tr("meter %(serial)s belongs to another property", serial=meter.serial),
+                    "selection",
+                )
             if meter.kind != tariff.utility:
                 if tariff.utility == "electricity":
-                    raise ValidationError(tr("meter %(serial)s is not an electricity meter", serial=meter.serial),
-                                          "selection")
-                raise ValidationError(tr("meter %(serial)s is not a water meter", serial=meter.serial), "selection")
+                    raise ValidationError(
+                        tr("meter %(serial)s is not an electricity meter", serial=meter.serial),
+                        "selection",
+                    )
+                raise ValidationError(
+                    tr("meter %(serial)s is not a water meter", serial=meter.serial), "selection"
+                )
             if meter.status == "removed":
-                raise ValidationError(tr("meter %(serial)s is removed", serial=meter.serial), "selection")
+                raise ValidationError(
+                    tr("meter %(serial)s is removed", serial=meter.serial), "selection"
+                )
         accounts_changed = [a for a in accounts if getattr(a, column.name + "_id") != tariff.id]
         meters_changed = [m for m in meters if m.tariff_id != tariff.id]
         for chunk in _chunks([a.id for a in accounts_changed]):
@@ -290,23 +334,28 @@ def assign_tariff(
         for chunk in _chunks([m.id for m in meters_changed]):
             Meter.update(tariff=tariff.id).where(Meter.id.in_(chunk)).execute()
         audit(
-            actor, "tariff.assign", tariff, now=now,
+            actor,
+            "tariff.assign",
+            tariff,
+            now=now,
             accounts={a.number: getattr(a, column.name + "_id") for a in accounts_changed},
             meters={m.serial: m.tariff_id for m in meters_changed},
             unchanged=len(accounts) - len(accounts_changed) + len(meters) - len(meters_changed),
         )
     return {
-        "accounts": len(accounts_changed), "meters": len(meters_changed),
+        "accounts": len(accounts_changed),
+        "meters": len(meters_changed),
         "unchanged": len(accounts) - len(accounts_changed) + len(meters) - len(meters_changed),
     }
 
 
 def _chunks(ids: Sequence[int], size: int = 500):
     for i in range(0, len(ids), size):
-        yield ids[i:i + size]
+        yield ids[i : i + size]
 
 
 # ---------------------------------------------------------------- rating
+
 
 class TariffBook:
     """Every version of the tariffs a rating run needs, loaded once."""
@@ -355,8 +404,9 @@ def day_segments(spec: Mapping[str, Any]) -> tuple[tuple[int, str], ...]:
 
 
 @functools.lru_cache(maxsize=8192)
-def tou_seconds(start: dt.datetime, end: dt.datetime, segs: tuple[tuple[int, str], ...],
-                tz: ZoneInfo) -> dict[str, int]:
+def tou_seconds(
+    start: dt.datetime, end: dt.datetime, segs: tuple[tuple[int, str], ...], tz: ZoneInfo
+) -> dict[str, int]:
     """Seconds of [start, end) (naive UTC) spent in each TOU rate, by local wall time.
     (Cached: polling rounds share their timestamps.  Callers must not mutate the result.)"""
     out: dict[str, int] = {}
@@ -389,7 +439,9 @@ def month_key(when: dt.datetime, tz: ZoneInfo) -> int:
     return local.year * 100 + local.month
 
 
-def month_pieces(start: dt.datetime, end: dt.datetime, units: int, tz: ZoneInfo) -> list[tuple[int, int]]:
+def month_pieces(
+    start: dt.datetime, end: dt.datetime, units: int, tz: ZoneInfo
+) -> list[tuple[int, int]]:
     """Split ``units`` consumed over [start, end) across local calendar months by time."""
     ls, le = _local(start, tz), _local(end, tz)
     if (ls.year, ls.month) == (le.year, le.month) or le == dt.datetime(le.year, le.month, 1):
@@ -467,5 +519,8 @@ def rate_interval(
         per_rate = {r: u for r, u in rate_units.items() if u}
     # A register rate without a price of its own (e.g. T1 sharp on a three-rate tariff) is
     # charged at the flat price.
-    num = sum(u * prices.get(rate, prices.get("flat", max(prices.values()))) for rate, u in per_rate.items())
+    num = sum(
+        u * prices.get(rate, prices.get("flat", max(prices.values())))
+        for rate, u in per_rate.items()
+    )
     return num, per_rate, (mkey, mused)

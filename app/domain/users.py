@@ -28,8 +28,9 @@ def _clean_full_name(full_name: str) -> str:
 
 def _check_role(role: str) -> None:
     if role not in ROLES:
-        raise ValidationError(tr("unknown role '%(role)s' (%(roles)s)", role=role, roles=", ".join(ROLES)),
-                              "role")
+        raise ValidationError(
+            tr("unknown role '%(role)s' (%(roles)s)", role=role, roles=", ".join(ROLES)), "role"
+        )
 
 
 def _check_password(password: str) -> None:
@@ -50,8 +51,16 @@ def _set_properties(user: User, ids: list[int]) -> None:
         UserProperty.insert_many([{"user": user.id, "property": pid} for pid in ids]).execute()
 
 
-def create_user(username: str, password: str, role: str, *, actor: Actor, now: dt.datetime,
-                full_name: str = "", property_ids=()) -> User:
+def create_user(
+    username: str,
+    password: str,
+    role: str,
+    *,
+    actor: Actor,
+    now: dt.datetime,
+    full_name: str = "",
+    property_ids=(),
+) -> User:
     """A staff user.  ``property_ids`` limits what they see (empty: every property)."""
     actor.require("user.manage")
     username = (username or "").strip()
@@ -64,25 +73,38 @@ def create_user(username: str, password: str, role: str, *, actor: Actor, now: d
         ids = _property_ids(property_ids)
         if User.select().where(User.username == username).exists():
             raise ValidationError(tr("user '%(username)s' exists", username=username), "username")
-        user = User.create(username=username, password_hash=generate_password_hash(password),
-                           role=role, full_name=full_name, created_at=now)
+        user = User.create(
+            username=username,
+            password_hash=generate_password_hash(password),
+            role=role,
+            full_name=full_name,
+            created_at=now,
+        )
         _set_properties(user, ids)
         audit(actor, "user.create", user, now=now, username=username, role=role, properties=ids)
     return user
 
 
 def user_property_ids(user: User) -> list[int]:
-    return [link.property_id for link in
-            UserProperty.select().where(UserProperty.user == user).order_by(UserProperty.property)]
+    return [
+        link.property_id
+        for link in UserProperty.select()
+        .where(UserProperty.user == user)
+        .order_by(UserProperty.property)
+    ]
 
 
 def _active_admins_other_than(user: User) -> int:
-    return User.select().where((User.role == "admin") & (User.active == True)  # noqa: E712
-                               & (User.id != user.id)).count()
+    return (
+        User.select()
+        .where((User.role == "admin") & (User.active == True) & (User.id != user.id))
+        .count()
+    )
 
 
-def update_user(user: User, *, actor: Actor, now: dt.datetime, role: str, full_name: str = "",
-                property_ids=()) -> User:
+def update_user(
+    user: User, *, actor: Actor, now: dt.datetime, role: str, full_name: str = "", property_ids=()
+) -> User:
     """Change a user's role, name and the properties they see.  The last active admin keeps
     the admin role so that somebody can still manage users."""
     actor.require("user.manage")
@@ -91,9 +113,18 @@ def update_user(user: User, *, actor: Actor, now: dt.datetime, role: str, full_n
     with write_tx():
         ids = _property_ids(property_ids)
         user = User.get_by_id(user.id)
-        if user.role == "admin" and role != "admin" and user.active and not _active_admins_other_than(user):
+        if (
+            user.role == "admin"
+            and role != "admin"
+            and user.active
+            and not _active_admins_other_than(user)
+        ):
             raise ValidationError(tr("the last active administrator keeps the admin role"), "role")
-        before = {"role": user.role, "full_name": user.full_name, "properties": user_property_ids(user)}
+        before = {
+            "role": user.role,
+            "full_name": user.full_name,
+            "properties": user_property_ids(user),
+        }
         User.update(role=role, full_name=full_name).where(User.id == user.id).execute()
         _set_properties(user, ids)
         after = {"role": role, "full_name": full_name, "properties": ids}
@@ -107,8 +138,9 @@ def set_password(user: User, password: str, *, actor: Actor, now: dt.datetime) -
     actor.require("user.manage")
     _check_password(password)
     with write_tx():
-        User.update(password_hash=generate_password_hash(password), failed_logins=0, locked_until=None).where(
-            User.id == user.id).execute()
+        User.update(
+            password_hash=generate_password_hash(password), failed_logins=0, locked_until=None
+        ).where(User.id == user.id).execute()
         audit(actor, "user.password", user, now=now, username=user.username)
 
 
@@ -120,9 +152,17 @@ def set_active(user: User, active: bool, *, actor: Actor, now: dt.datetime) -> N
         if not active and user.username == actor.name:
             raise ValidationError(tr("you cannot deactivate yourself"), "active")
         if not active and user.role == "admin" and not _active_admins_other_than(user):
-            raise ValidationError(tr("the last active administrator cannot be deactivated"), "active")
+            raise ValidationError(
+                tr("the last active administrator cannot be deactivated"), "active"
+            )
         User.update(active=bool(active)).where(User.id == user.id).execute()
-        audit(actor, "user.activate" if active else "user.deactivate", user, now=now, username=user.username)
+        audit(
+            actor,
+            "user.activate" if active else "user.deactivate",
+            user,
+            now=now,
+            username=user.username,
+        )
 
 
 def unlock(user: User, *, actor: Actor, now: dt.datetime) -> None:
@@ -152,7 +192,10 @@ def visible_property_ids(user: User | None) -> set[int] | None:
     """
     if user is None or user.role == "admin":
         return None
-    ids = {link.property_id for link in UserProperty.select(UserProperty.property).where(UserProperty.user == user)}
+    ids = {
+        link.property_id
+        for link in UserProperty.select(UserProperty.property).where(UserProperty.user == user)
+    }
     return ids or None
 
 
@@ -168,15 +211,23 @@ def authenticate(username: str, password: str, *, now: dt.datetime) -> User | No
     with write_tx():
         if check_password_hash(user.password_hash, password or ""):
             User.update(failed_logins=0, locked_until=None, last_login_at=now).where(
-                User.id == user.id).execute()
+                User.id == user.id
+            ).execute()
             return User.get_by_id(user.id)
         failures = user.failed_logins + 1
         locked = now + LOCKOUT if failures >= MAX_FAILURES else None
         User.update(failed_logins=0 if locked else failures, locked_until=locked).where(
-            User.id == user.id).execute()
+            User.id == user.id
+        ).execute()
         if locked:
-            audit(Actor(user.username, user.role), "user.lockout", user, now=now, username=user.username,
-                  until=locked)
+            audit(
+                Actor(user.username, user.role),
+                "user.lockout",
+                user,
+                now=now,
+                username=user.username,
+                until=locked,
+            )
     return None
 
 
@@ -184,7 +235,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_token(name: str, role: str, *, actor: Actor, now: dt.datetime) -> tuple[ApiToken, str]:
+def create_api_token(
+    name: str, role: str, *, actor: Actor, now: dt.datetime
+) -> tuple[ApiToken, str]:
     """Returns the token row and the secret, which is shown once and stored only hashed."""
     actor.require("user.manage")
     if role not in ROLES:
@@ -197,7 +250,9 @@ def create_api_token(name: str, role: str, *, actor: Actor, now: dt.datetime) ->
 
 
 def token_actor(secret: str) -> Actor | None:
-    token = ApiToken.get_or_none((ApiToken.token_hash == hash_token(secret)) & (ApiToken.revoked == False))  # noqa: E712
+    token = ApiToken.get_or_none(
+        (ApiToken.token_hash == hash_token(secret)) & (ApiToken.revoked == False)
+    )
     if token is None:
         return None
     return Actor(f"api:{token.name}", token.role)

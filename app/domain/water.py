@@ -81,16 +81,26 @@ def _pending(prop_id: int, before: dt.datetime):
         Reading.select(Reading.id, Reading.charge_fen, Meter.account)
         .join(Meter)
         .where(
-            (Meter.property == prop_id) & Meter.kind.in_(sorted(DAILY_KINDS))
-            & (Reading.read_at >= since) & (Reading.read_at < before)
-            & Reading.entry.is_null() & (Reading.charge_fen > 0)
+            (Meter.property == prop_id)
+            & Meter.kind.in_(sorted(DAILY_KINDS))
+            & (Reading.read_at >= since)
+            & (Reading.read_at < before)
+            & Reading.entry.is_null()
+            & (Reading.charge_fen > 0)
         )
         .order_by(Reading.id)
     )
 
 
-def _post(prop_id: int, rows: list[tuple[int, int, int | None]], *, key: str | None, memo: str,
-          actor: Actor, now: dt.datetime) -> tuple[Entry | None, set[int], int, int]:
+def _post(
+    prop_id: int,
+    rows: list[tuple[int, int, int | None]],
+    *,
+    key: str | None,
+    memo: str,
+    actor: Actor,
+    now: dt.datetime,
+) -> tuple[Entry | None, set[int], int, int]:
     """Post the charges of ``rows`` (reading id, fen, account id).  Returns (entry, accounts,
     readings charged, fen).  Rows whose meter has no account are left alone."""
     per_account: dict[int, int] = defaultdict(int)
@@ -133,23 +143,49 @@ def deduct_water_day(prop: Property, day: dt.date, *, actor: Actor, now: dt.date
         if first is not None:
             return _summary(prop.id, day, first)
         rows = list(_pending(prop.id, end).tuples())
-        entry, accounts, n, total = _post(prop.id, rows, key=key, memo=f"water {day.isoformat()}",
-                                          actor=actor, now=now)
+        entry, accounts, n, total = _post(
+            prop.id, rows, key=key, memo=f"water {day.isoformat()}", actor=actor, now=now
+        )
         if entry is not None:
-            audit(actor, "water.deduct", prop, now=now, day=day.isoformat(), entry=entry.id,
-                  accounts=len(accounts), readings=n, amount_fen=total)
-    return WaterDay(property_id=prop.id, day=day, created=entry is not None,
-                    entry_id=entry.id if entry else None, accounts=len(accounts), readings=n,
-                    amount_fen=total)
+            audit(
+                actor,
+                "water.deduct",
+                prop,
+                now=now,
+                day=day.isoformat(),
+                entry=entry.id,
+                accounts=len(accounts),
+                readings=n,
+                amount_fen=total,
+            )
+    return WaterDay(
+        property_id=prop.id,
+        day=day,
+        created=entry is not None,
+        entry_id=entry.id if entry else None,
+        accounts=len(accounts),
+        readings=n,
+        amount_fen=total,
+    )
 
 
 def _summary(prop_id: int, day: dt.date, entry: Entry) -> WaterDay:
     """The first result of a day deducted before."""
-    charged = Reading.select(Reading.charge_fen, Meter.account).join(Meter).where(Reading.entry == entry.id)
+    charged = (
+        Reading.select(Reading.charge_fen, Meter.account)
+        .join(Meter)
+        .where(Reading.entry == entry.id)
+    )
     rows = list(charged.tuples())
-    return WaterDay(property_id=prop_id, day=day, created=False, entry_id=entry.id,
-                    accounts=len({a for _, a in rows}), readings=len(rows),
-                    amount_fen=sum(fen for fen, _ in rows))
+    return WaterDay(
+        property_id=prop_id,
+        day=day,
+        created=False,
+        entry_id=entry.id,
+        accounts=len({a for _, a in rows}),
+        readings=len(rows),
+        amount_fen=sum(fen for fen, _ in rows),
+    )
 
 
 def settle_account_water(account: Account, *, actor: Actor, now: dt.datetime) -> int:
@@ -159,17 +195,33 @@ def settle_account_water(account: Account, *, actor: Actor, now: dt.datetime) ->
         rows = list(
             Reading.select(Reading.id, Reading.charge_fen, Meter.account)
             .join(Meter)
-            .where((Meter.account == account.id) & Meter.kind.in_(sorted(DAILY_KINDS))
-                   & Reading.entry.is_null() & (Reading.charge_fen > 0))
+            .where(
+                (Meter.account == account.id)
+                & Meter.kind.in_(sorted(DAILY_KINDS))
+                & Reading.entry.is_null()
+                & (Reading.charge_fen > 0)
+            )
             .order_by(Reading.id)
             .tuples()
         )
-        _, _, _, total = _post(account.property_id, rows, key=None,
-                               memo=f"water up to {now:%Y-%m-%d %H:%M} (account {account.number})",
-                               actor=actor, now=now)
+        _, _, _, total = _post(
+            account.property_id,
+            rows,
+            key=None,
+            memo=f"water up to {now:%Y-%m-%d %H:%M} (account {account.number})",
+            actor=actor,
+            now=now,
+        )
         if total:
-            audit(actor, "water.settle", account, now=now, account=account.number, amount_fen=total,
-                  readings=len(rows))
+            audit(
+                actor,
+                "water.settle",
+                account,
+                now=now,
+                account=account.number,
+                amount_fen=total,
+                readings=len(rows),
+            )
     return total
 
 
@@ -178,8 +230,12 @@ def pending_water_fen(account: Account) -> int:
     total = (
         Reading.select(Reading.charge_fen)
         .join(Meter)
-        .where((Meter.account == account.id) & Meter.kind.in_(sorted(DAILY_KINDS))
-               & Reading.entry.is_null() & (Reading.charge_fen > 0))
+        .where(
+            (Meter.account == account.id)
+            & Meter.kind.in_(sorted(DAILY_KINDS))
+            & Reading.entry.is_null()
+            & (Reading.charge_fen > 0)
+        )
     )
     return int(sum(fen for (fen,) in total.tuples()))
 
@@ -191,12 +247,7 @@ def days_due(prop: Property, *, now: dt.datetime) -> list[dt.date]:
     tz = ZoneInfo(prop.timezone)
     yesterday = local_date(now, tz) - dt.timedelta(days=1)
     start, _ = local_bounds(yesterday, yesterday, tz)
-    oldest = (
-        _pending(prop.id, start)
-        .select(Reading.read_at)
-        .order_by(Reading.read_at)
-        .first()
-    )
+    oldest = _pending(prop.id, start).select(Reading.read_at).order_by(Reading.read_at).first()
     first_day = yesterday
     if oldest is not None:
         first_day = local_date(oldest.read_at, tz)

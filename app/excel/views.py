@@ -283,7 +283,9 @@ def export_sales():
         first, last, start, end = _range()
     except DomainError as exc:
         return _export_page(422, {"sales_" + (exc.field or "from"): exc.message})
-    data = exports.sales_workbook(_scoped(exports.sales_query(start=start, end=end), Sale.property), timezone=_timezone())
+    data = exports.sales_workbook(
+        _scoped(exports.sales_query(start=start, end=end), Sale.property), timezone=_timezone()
+    )
     return _xlsx(data, f"sales-{first:%Y%m%d}-{last:%Y%m%d}.xlsx")
 
 

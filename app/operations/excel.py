@@ -36,7 +36,9 @@ def energy(units: int, kind: str) -> tuple[Decimal, str]:
     return Decimal(int(units)).scaleb(-2), KWH
 
 
-def _row(ws: Worksheet, values: Sequence, formats: dict[int, str] | None = None, bold: bool = False) -> None:
+def _row(
+    ws: Worksheet, values: Sequence, formats: dict[int, str] | None = None, bold: bool = False
+) -> None:
     ws.append(list(values))
     row = ws.max_row
     for col, fmt in (formats or {}).items():
@@ -47,15 +49,37 @@ def _row(ws: Worksheet, values: Sequence, formats: dict[int, str] | None = None,
 
 
 def _summary_headings() -> list[str]:
-    return [_("Account"), _("Tenant"), _("Room"), _("Opening balance"), _("Sales"), _("Electricity"),
-            _("Water"), _("Apportionment"), _("Rent and fees"), _("Reversals"), _("Other"),
-            _("Closing balance")]
+    return [
+        _("Account"),
+        _("Tenant"),
+        _("Room"),
+        _("Opening balance"),
+        _("Sales"),
+        _("Electricity"),
+        _("Water"),
+        _("Apportionment"),
+        _("Rent and fees"),
+        _("Reversals"),
+        _("Other"),
+        _("Closing balance"),
+    ]
 
 
 def _summary_values(bill: Bill) -> list:
-    return [bill.number, bill.tenant, bill.room, yuan(bill.opening_fen), yuan(bill.sales_fen),
-            yuan(bill.electricity_fen), yuan(bill.water_fen), yuan(bill.apportionment_fen), yuan(bill.fees_fen),
-            yuan(bill.reversals_fen), yuan(bill.other_fen), yuan(bill.closing_fen)]
+    return [
+        bill.number,
+        bill.tenant,
+        bill.room,
+        yuan(bill.opening_fen),
+        yuan(bill.sales_fen),
+        yuan(bill.electricity_fen),
+        yuan(bill.water_fen),
+        yuan(bill.apportionment_fen),
+        yuan(bill.fees_fen),
+        yuan(bill.reversals_fen),
+        yuan(bill.other_fen),
+        yuan(bill.closing_fen),
+    ]
 
 
 SUMMARY_MONEY = {i: MONEY for i in range(4, 13)}
@@ -72,10 +96,14 @@ def _write_bill(ws: Worksheet, bill: Bill) -> None:
     ws.append([])
     _row(ws, [_("Summary"), _("Amount (yuan)")], bold=True)
     for text, fen in (
-        (_("Opening balance"), bill.opening_fen), (_("Sales"), bill.sales_fen),
-        (_("Electricity"), -bill.electricity_fen), (_("Water"), -bill.water_fen),
-        (_("Apportionment"), -bill.apportionment_fen), (_("Rent and fees"), -bill.fees_fen),
-        (_("Reversals"), bill.reversals_fen), (_("Other"), bill.other_fen),
+        (_("Opening balance"), bill.opening_fen),
+        (_("Sales"), bill.sales_fen),
+        (_("Electricity"), -bill.electricity_fen),
+        (_("Water"), -bill.water_fen),
+        (_("Apportionment"), -bill.apportionment_fen),
+        (_("Rent and fees"), -bill.fees_fen),
+        (_("Reversals"), bill.reversals_fen),
+        (_("Other"), bill.other_fen),
         (_("Closing balance"), bill.closing_fen),
     ):
         _row(ws, [text, yuan(fen)], {2: MONEY})
@@ -89,12 +117,26 @@ def _write_bill(ws: Worksheet, bill: Bill) -> None:
             _row(ws, [m.serial, label(m.kind), label(rate), qty], {4: fmt})
     if bill.shared:
         ws.append([])
-        _row(ws, [_("Apportionment"), _("Month"), _("Rule"), _("Share"), _("Quantity"), _("Amount (yuan)")],
-             bold=True)
+        _row(
+            ws,
+            [
+                _("Apportionment"),
+                _("Month"),
+                _("Rule"),
+                _("Share"),
+                _("Quantity"),
+                _("Amount (yuan)"),
+            ],
+            bold=True,
+        )
         for s in bill.shared:
             qty, fmt = energy(s.units, s.utility)
             share = f"{s.weight} / {s.weight_total}"
-            _row(ws, [s.group, s.month, label(s.rule), share, qty, yuan(s.amount_fen)], {5: fmt, 6: MONEY})
+            _row(
+                ws,
+                [s.group, s.month, label(s.rule), share, qty, yuan(s.amount_fen)],
+                {5: fmt, 6: MONEY},
+            )
     ws.append([])
     _row(ws, [_("Time"), _("Kind"), _("Memo"), _("Amount (yuan)")], bold=True)
     for line in bill.lines:
@@ -127,19 +169,34 @@ def bills_workbook(bills: Sequence[Bill], title: str) -> bytes:
     for bill in bills:
         _row(ws, _summary_values(bill), SUMMARY_MONEY)
     totals = [_("Total"), "", ""] + [
-        yuan(sum(getattr(b, f) for b in bills)) for f in (
-            "opening_fen", "sales_fen", "electricity_fen", "water_fen", "apportionment_fen", "fees_fen",
-            "reversals_fen", "other_fen", "closing_fen")
+        yuan(sum(getattr(b, f) for b in bills))
+        for f in (
+            "opening_fen",
+            "sales_fen",
+            "electricity_fen",
+            "water_fen",
+            "apportionment_fen",
+            "fees_fen",
+            "reversals_fen",
+            "other_fen",
+            "closing_fen",
+        )
     ]
     _row(ws, totals, SUMMARY_MONEY, bold=True)
     usage = wb.create_sheet(_("Usage")[:31])
-    _row(usage, [_("Account"), _("Meter"), _("Type"), _("Rate"), _("Quantity"), _("Rated charge (yuan)")],
-         bold=True)
+    _row(
+        usage,
+        [_("Account"), _("Meter"), _("Type"), _("Rate"), _("Quantity"), _("Rated charge (yuan)")],
+        bold=True,
+    )
     for bill in bills:
         for m in bill.meters:
             qty, fmt = energy(m.consumption, m.kind)
-            _row(usage, [bill.number, m.serial, label(m.kind), _("Total"), qty, yuan(m.rated_fen)],
-                 {5: fmt, 6: MONEY})
+            _row(
+                usage,
+                [bill.number, m.serial, label(m.kind), _("Total"), qty, yuan(m.rated_fen)],
+                {5: fmt, 6: MONEY},
+            )
             for rate, units in m.rate_units.items():
                 qty, fmt = energy(units, m.kind)
                 _row(usage, [bill.number, m.serial, label(m.kind), label(rate), qty], {5: fmt})
@@ -147,5 +204,9 @@ def bills_workbook(bills: Sequence[Bill], title: str) -> bytes:
     _row(lines, [_("Account"), _("Time"), _("Kind"), _("Memo"), _("Amount (yuan)")], bold=True)
     for bill in bills:
         for line in bill.lines:
-            _row(lines, [bill.number, line.at, label(line.kind), line.memo, yuan(line.amount_fen)], {5: MONEY})
+            _row(
+                lines,
+                [bill.number, line.at, label(line.kind), line.memo, yuan(line.amount_fen)],
+                {5: MONEY},
+            )
     return _save(wb)

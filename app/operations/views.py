@@ -82,6 +82,7 @@ def index():
 
 # ---------------------------------------------------------------- jobs
 
+
 @bp.get("/jobs")
 @login_required("operations.view")
 def jobs():
@@ -95,8 +96,17 @@ def jobs():
         query = query.where(Job.status == status)
     total = query.count()
     rows = list(query.paginate(page, PAGE))
-    return render("operations/jobs.html", "results", rows=rows, kind=kind, status=status, kinds=JOB_KINDS,
-                  page=page, total=total, pages=max((total + PAGE - 1) // PAGE, 1))
+    return render(
+        "operations/jobs.html",
+        "results",
+        rows=rows,
+        kind=kind,
+        status=status,
+        kinds=JOB_KINDS,
+        page=page,
+        total=total,
+        pages=max((total + PAGE - 1) // PAGE, 1),
+    )
 
 
 @bp.post("/jobs/<int:job_id>/reset")
@@ -114,21 +124,47 @@ def job_reset(job_id: int):
 
 # ---------------------------------------------------------------- apportionment
 
+
 def _groups() -> list[ApportionmentGroup]:
-    return list(ApportionmentGroup.select(ApportionmentGroup, Property).join(Property)
-                .order_by(ApportionmentGroup.property, ApportionmentGroup.name))
+    return list(
+        ApportionmentGroup.select(ApportionmentGroup, Property)
+        .join(Property)
+        .order_by(ApportionmentGroup.property, ApportionmentGroup.name)
+    )
 
 
-def _apportionment_page(*, group: ApportionmentGroup | None, month: int, split=None, error: str = "",
-                        errors: dict[str, str] | None = None, status: int = 200):
-    runs = list(ApportionmentRun.select(ApportionmentRun, ApportionmentGroup).join(ApportionmentGroup)
-                .order_by(ApportionmentRun.created_at.desc(), ApportionmentRun.id.desc()).limit(24))
+def _apportionment_page(
+    *,
+    group: ApportionmentGroup | None,
+    month: int,
+    split=None,
+    error: str = "",
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+):
+    runs = list(
+        ApportionmentRun.select(ApportionmentRun, ApportionmentGroup)
+        .join(ApportionmentGroup)
+        .order_by(ApportionmentRun.created_at.desc(), ApportionmentRun.id.desc())
+        .limit(24)
+    )
     posted = None
     if group is not None:
-        posted = ApportionmentRun.get_or_none((ApportionmentRun.group == group.id) & (ApportionmentRun.month == month))
-    body = render("operations/apportionment.html", "split", groups=_groups(), group=group,
-                  month=month_label(month), split=split, error=error, errors=errors or {}, runs=runs,
-                  posted=posted)
+        posted = ApportionmentRun.get_or_none(
+            (ApportionmentRun.group == group.id) & (ApportionmentRun.month == month)
+        )
+    body = render(
+        "operations/apportionment.html",
+        "split",
+        groups=_groups(),
+        group=group,
+        month=month_label(month),
+        split=split,
+        error=error,
+        errors=errors or {},
+        runs=runs,
+        posted=posted,
+    )
     return body, status
 
 
@@ -143,7 +179,9 @@ def apportionment():
 
 def _group_from_form() -> ApportionmentGroup:
     raw = request.values.get("group", "")
-    group = ApportionmentGroup.get_or_none(ApportionmentGroup.id == int(raw)) if raw.isdigit() else None
+    group = (
+        ApportionmentGroup.get_or_none(ApportionmentGroup.id == int(raw)) if raw.isdigit() else None
+    )
     if group is None:
         abort(404)
     return group
@@ -174,15 +212,22 @@ def apportionment_post():
     if errors:
         return _apportionment_page(group=group, month=month, errors=errors, status=422)
     try:
-        run, _created = post_apportionment(group, month, actor=current_actor(), now=utcnow(),
-                                           expected_digest=request.form.get("digest") or None)
+        run, _created = post_apportionment(
+            group,
+            month,
+            actor=current_actor(),
+            now=utcnow(),
+            expected_digest=request.form.get("digest") or None,
+        )
     except DomainError as exc:
         split = None
         try:
             split = dry_run(group, month, actor=current_actor())
         except DomainError:
             split = None
-        return _apportionment_page(group=group, month=month, split=split, error=exc.message, status=422)
+        return _apportionment_page(
+            group=group, month=month, split=split, error=exc.message, status=422
+        )
     return htmx_redirect(url_for("operations.apportionment_run", run_id=run.id))
 
 
@@ -192,13 +237,24 @@ def apportionment_run(run_id: int):
     run = ApportionmentRun.get_or_none(ApportionmentRun.id == run_id)
     if run is None:
         abort(404)
-    parts = list(ApportionmentPart.select(ApportionmentPart, Account).join(Account)
-                 .where(ApportionmentPart.run == run.id).order_by(Account.number))
-    return render("operations/run.html", run=run, group=run.group, parts=parts,
-                  month=month_label(run.month), detail=json.loads(run.detail or "{}"))
+    parts = list(
+        ApportionmentPart.select(ApportionmentPart, Account)
+        .join(Account)
+        .where(ApportionmentPart.run == run.id)
+        .order_by(Account.number)
+    )
+    return render(
+        "operations/run.html",
+        run=run,
+        group=run.group,
+        parts=parts,
+        month=month_label(run.month),
+        detail=json.loads(run.detail or "{}"),
+    )
 
 
 # ---------------------------------------------------------------- bills
+
 
 @bp.get("/bills")
 @login_required("bill.view")
@@ -210,9 +266,18 @@ def bills():
     accounts = billed_accounts(prop, month)
     total = len(accounts)
     shown = [compute_bill(a, month) for a in accounts[(page - 1) * PAGE : page * PAGE]]
-    return render("operations/bills.html", "results", property=prop, properties=list(Property.select()),
-                  month=month_label(month), bills=shown, errors=errors, page=page, total=total,
-                  pages=max((total + PAGE - 1) // PAGE, 1))
+    return render(
+        "operations/bills.html",
+        "results",
+        property=prop,
+        properties=list(Property.select()),
+        month=month_label(month),
+        bills=shown,
+        errors=errors,
+        page=page,
+        total=total,
+        pages=max((total + PAGE - 1) // PAGE, 1),
+    )
 
 
 def _account_or_404(account_id: int) -> Account:
@@ -232,9 +297,16 @@ def bill(account_id: int):
     current = compute_bill(acct, month)
     issued = issued_bill(acct, month)
     month_over = month < month_of(utcnow(), ZoneInfo(prop.timezone))
-    return render("operations/bill.html", bill=current, account=acct, issued=issued, errors=errors,
-                  month_over=month_over, pending_water=pending_water_fen(acct) if not month_over else 0,
-                  previous=month_label(previous_month(month)))
+    return render(
+        "operations/bill.html",
+        bill=current,
+        account=acct,
+        issued=issued,
+        errors=errors,
+        month_over=month_over,
+        pending_water=pending_water_fen(acct) if not month_over else 0,
+        previous=month_label(previous_month(month)),
+    )
 
 
 def _xlsx(data: bytes, filename: str) -> Response:
@@ -264,4 +336,6 @@ def bills_xlsx(month: str):
     except DomainError:
         abort(404)
     title = f"{prop.name} · {_('Monthly bills')} {month_label(key)}"
-    return _xlsx(bills_workbook(bills_for(prop, key), title), f"bills-{prop.code}-{month_label(key)}.xlsx")
+    return _xlsx(
+        bills_workbook(bills_for(prop, key), title), f"bills-{prop.code}-{month_label(key)}.xlsx"
+    )

@@ -82,7 +82,7 @@ def poll_status(config: Mapping[str, Any], now: dt.datetime) -> tuple[str, int |
     active = Meter.select().where(Meter.status == "active")
     classes = {row[0] for row in active.select(Meter.poll_class).distinct().tuples()}  # type: ignore[index]
     last_meter = _as_datetime(active.select(fn.MAX(Meter.last_seen_at)).scalar())
-    enabled = Gateway.enabled == True  # noqa: E712 - a SQL expression
+    enabled = Gateway.enabled == True  # a SQL expression
     last_gateway = _as_datetime(Gateway.select(fn.MAX(Gateway.last_ok_at)).where(enabled).scalar())
     newest = max((t for t in (last_meter, last_gateway) if t is not None), default=None)
     age = max(0, int((now - newest).total_seconds())) if newest is not None else None

@@ -61,6 +61,7 @@ def index():
     money = current_actor().can("money.view")
     zone = site_zone(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
     scope = property_scope()
-    ov = build_overview(now=utcnow(), money=money, zone=zone,
-                        properties=None if scope is None else sorted(scope))
+    ov = build_overview(
+        now=utcnow(), money=money, zone=zone, properties=None if scope is None else sorted(scope)
+    )
     return render("overview/index.html", "panels", ov=ov, money=money, charts=_charts(ov, money))

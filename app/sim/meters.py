@@ -19,7 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 DEFAULT_SEGMENTS = (  # (start minute, rate index 0..3 = T1 sharp, T2 peak, T3 flat, T4 valley)
-    (0, 3), (8 * 60, 2), (10 * 60, 1), (19 * 60, 0), (21 * 60, 2), (23 * 60, 3),
+    (0, 3),
+    (8 * 60, 2),
+    (10 * 60, 1),
+    (19 * 60, 0),
+    (21 * 60, 2),
+    (23 * 60, 3),
 )
 
 
@@ -148,9 +153,17 @@ class MeterModel:
 
     def snapshot(self) -> dict[str, int | bool]:
         self.advance()
-        return {"total": self.total, "t1": self.rates[0], "t2": self.rates[1], "t3": self.rates[2],
-                "t4": self.rates[3], "power_w": self.power_now(self.clock()), "supply_on": self.supply_on,
-                "balance_fen": self.balance_fen, "purchase_count": self.purchase_count}
+        return {
+            "total": self.total,
+            "t1": self.rates[0],
+            "t2": self.rates[1],
+            "t3": self.rates[2],
+            "t4": self.rates[3],
+            "power_w": self.power_now(self.clock()),
+            "supply_on": self.supply_on,
+            "balance_fen": self.balance_fen,
+            "purchase_count": self.purchase_count,
+        }
 
 
 def monotonic_clock(start: dt.datetime, speed: float = 1.0) -> Callable[[], dt.datetime]:
@@ -158,6 +171,8 @@ def monotonic_clock(start: dt.datetime, speed: float = 1.0) -> Callable[[], dt.d
     t0 = time.monotonic()
 
     def clock() -> dt.datetime:
-        return (start + dt.timedelta(seconds=(time.monotonic() - t0) * speed)).replace(microsecond=0)
+        return (start + dt.timedelta(seconds=(time.monotonic() - t0) * speed)).replace(
+            microsecond=0
+        )
 
     return clock

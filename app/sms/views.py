@@ -92,8 +92,11 @@ def _connect_task_queue(_state: Any) -> None:
 def _property() -> Property:
     """The property the page is about: ?property=<id>, else the first one."""
     raw = request.values.get("property", "")
-    prop = Property.get_or_none(Property.id == int(raw)) if raw.isdigit() else (
-        Property.select().order_by(Property.id).first())
+    prop = (
+        Property.get_or_none(Property.id == int(raw))
+        if raw.isdigit()
+        else (Property.select().order_by(Property.id).first())
+    )
     if prop is None:
         abort(404)
     return prop
@@ -118,19 +121,32 @@ def outbox():
     q = request.args.get("q", "").strip()
     status = request.args.get("status", "")
     page = page_arg()
-    query = (SmsMessage.select(SmsMessage, Account, Tenant)
-             .join(Account, JOIN.LEFT_OUTER).switch(SmsMessage)
-             .join(Tenant, JOIN.LEFT_OUTER)
-             .order_by(SmsMessage.id.desc()))
+    query = (
+        SmsMessage.select(SmsMessage, Account, Tenant)
+        .join(Account, JOIN.LEFT_OUTER)
+        .switch(SmsMessage)
+        .join(Tenant, JOIN.LEFT_OUTER)
+        .order_by(SmsMessage.id.desc())
+    )
     if status in sms.STATUSES:
         query = query.where(SmsMessage.status == status)
     if q:
-        query = query.where(SmsMessage.recipient.contains(q) | Account.number.contains(q)
-                            | Tenant.name.contains(q))
+        query = query.where(
+            SmsMessage.recipient.contains(q) | Account.number.contains(q) | Tenant.name.contains(q)
+        )
     total = query.count()
     rows = list(query.paginate(page, PAGE))
-    return render("sms/outbox.html", "results", rows=rows, q=q, status=status, page=page, total=total,
-                  pages=max((total + PAGE - 1) // PAGE, 1), statuses=sms.STATUSES)
+    return render(
+        "sms/outbox.html",
+        "results",
+        rows=rows,
+        q=q,
+        status=status,
+        page=page,
+        total=total,
+        pages=max((total + PAGE - 1) // PAGE, 1),
+        statuses=sms.STATUSES,
+    )
 
 
 @bp.post("/outbox/<int:message_id>/resend")
@@ -158,16 +174,21 @@ def alert_detail(event: Event) -> str:
     if event.kind == "meter.offline":
         return _("no answer to %(n)s polls", n=data.get("missed", "?"))
     if event.kind == "meter.overload":
-        return _("%(power)s W drawn, limit %(limit)s W", power=data.get("power_w", "?"),
-                 limit=data.get("limit_w", "?"))
+        return _(
+            "%(power)s W drawn, limit %(limit)s W",
+            power=data.get("power_w", "?"),
+            limit=data.get("limit_w", "?"),
+        )
     if event.kind in ("reading.tamper", "reading.held"):
         return str(data.get("note", ""))
     if event.kind == "command.failed":
         return _("%(kind)s: %(result)s", kind=data.get("kind", ""), result=data.get("result", ""))
     if event.kind == "meter.balance_mismatch":
-        return _("meter ¥%(meter)s, ledger ¥%(ledger)s",
-                 meter=format_fen(int(data.get("meter_balance_fen", 0))),
-                 ledger=format_fen(int(data.get("ledger_balance_fen", 0))))
+        return _(
+            "meter ¥%(meter)s, ledger ¥%(ledger)s",
+            meter=format_fen(int(data.get("meter_balance_fen", 0))),
+            ledger=format_fen(int(data.get("ledger_balance_fen", 0))),
+        )
     if event.kind == "ledger.mismatch":
         return "; ".join(str(p) for p in data.get("problems", [])[:3])
     return ""
@@ -179,15 +200,26 @@ def alerts():
     kind = request.args.get("kind", "")
     page = page_arg()
     kinds = list(sms.STAFF_ALERT_EVENTS)
-    query = (Event.select(Event, Meter, Account)
-             .join(Meter, JOIN.LEFT_OUTER).switch(Event)
-             .join(Account, JOIN.LEFT_OUTER)
-             .where(Event.kind.in_([kind] if kind in kinds else kinds))
-             .order_by(Event.id.desc()))
+    query = (
+        Event.select(Event, Meter, Account)
+        .join(Meter, JOIN.LEFT_OUTER)
+        .switch(Event)
+        .join(Account, JOIN.LEFT_OUTER)
+        .where(Event.kind.in_([kind] if kind in kinds else kinds))
+        .order_by(Event.id.desc())
+    )
     total = query.count()
     rows = [(e, alert_detail(e)) for e in query.paginate(page, PAGE)]
-    return render("sms/alerts.html", "results", rows=rows, kind=kind, kinds=kinds, page=page, total=total,
-                  pages=max((total + PAGE - 1) // PAGE, 1))
+    return render(
+        "sms/alerts.html",
+        "results",
+        rows=rows,
+        kind=kind,
+        kinds=kinds,
+        page=page,
+        total=total,
+        pages=max((total + PAGE - 1) // PAGE, 1),
+    )
 
 
 # ---------------------------------------------------------------------------- templates
@@ -197,9 +229,19 @@ def alerts():
 @login_required("sms.manage")
 def templates():
     prop = _property()
-    saved = {(t.kind, t.language): t for t in SmsTemplate.select().where(SmsTemplate.property == prop.id)}
-    rows = [(kind, [(lang, sms.template_body(prop.id, kind, lang), (kind, lang) in saved)
-                    for lang in sms.LANGUAGES]) for kind in sms.TEMPLATE_KINDS]
+    saved = {
+        (t.kind, t.language): t for t in SmsTemplate.select().where(SmsTemplate.property == prop.id)
+    }
+    rows = [
+        (
+            kind,
+            [
+                (lang, sms.template_body(prop.id, kind, lang), (kind, lang) in saved)
+                for lang in sms.LANGUAGES
+            ],
+        )
+        for kind in sms.TEMPLATE_KINDS
+    ]
     return render("sms/templates.html", property=prop, properties=_properties(), rows=rows)
 
 
@@ -213,15 +255,36 @@ def _preview_context(prop: Property, kind: str, language: str, body: str) -> dic
         text = sms.preview_template(prop, kind=kind, language=language, body=body)
     except DomainError as exc:
         return {"preview": None, "preview_error": exc.message}
-    return {"preview": text, "preview_error": None, "chars": len(text), "parts": sms_parts(text),
-            "gsm": is_gsm_text(text)}
+    return {
+        "preview": text,
+        "preview_error": None,
+        "chars": len(text),
+        "parts": sms_parts(text),
+        "gsm": is_gsm_text(text),
+    }
 
 
-def _edit_page(prop: Property, kind: str, language: str, body: str, error: str | None = None, saved: bool = False):
-    return render("sms/template_edit.html", "editor", property=prop, kind=kind, language=language, body=body,
-                  placeholders=sms.PLACEHOLDERS[kind], error=error, saved=saved,
-                  default=sms.DEFAULT_TEMPLATES[language][kind],
-                  **_preview_context(prop, kind, language, body))
+def _edit_page(
+    prop: Property,
+    kind: str,
+    language: str,
+    body: str,
+    error: str | None = None,
+    saved: bool = False,
+):
+    return render(
+        "sms/template_edit.html",
+        "editor",
+        property=prop,
+        kind=kind,
+        language=language,
+        body=body,
+        placeholders=sms.PLACEHOLDERS[kind],
+        error=error,
+        saved=saved,
+        default=sms.DEFAULT_TEMPLATES[language][kind],
+        **_preview_context(prop, kind, language, body),
+    )
 
 
 @bp.get("/templates/<kind>/<language>")
@@ -237,8 +300,12 @@ def template_edit(kind: str, language: str):
 def template_preview(kind: str, language: str):
     _kind_and_language(kind, language)
     prop = _property()
-    return render("sms/template_edit.html", "preview", kind=kind,
-                  **_preview_context(prop, kind, language, request.form.get("body", "")))
+    return render(
+        "sms/template_edit.html",
+        "preview",
+        kind=kind,
+        **_preview_context(prop, kind, language, request.form.get("body", "")),
+    )
 
 
 @bp.post("/templates/<kind>/<language>")
@@ -248,7 +315,9 @@ def template_save(kind: str, language: str):
     prop = _property()
     body = request.form.get("body", "")
     try:
-        sms.save_template(prop, kind=kind, language=language, body=body, actor=current_actor(), now=utcnow())
+        sms.save_template(
+            prop, kind=kind, language=language, body=body, actor=current_actor(), now=utcnow()
+        )
     except DomainError as exc:
         return _edit_page(prop, kind, language, body, error=exc.message), 422
     return _edit_page(prop, kind, language, sms.template_body(prop.id, kind, language), saved=True)
@@ -260,32 +329,55 @@ def template_reset(kind: str, language: str):
     _kind_and_language(kind, language)
     prop = _property()
     sms.reset_template(prop, kind=kind, language=language, actor=current_actor(), now=utcnow())
-    return htmx_redirect(url_for("sms.template_edit", kind=kind, language=language, property=prop.id))
+    return htmx_redirect(
+        url_for("sms.template_edit", kind=kind, language=language, property=prop.id)
+    )
 
 
 # ---------------------------------------------------------------------------- settings
 
 
-def _settings_form(prop: Property, form: dict[str, str] | None = None, errors: dict[str, str] | None = None,
-                   notice: str | None = None):
+def _settings_form(
+    prop: Property,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str | None = None,
+):
     current = sms.settings_for(prop.id)
     if form is None:
         form = {
-            "sender": current.sender, "language": current.language, "country_code": current.country_code,
-            "twilio_account_sid": current.twilio_account_sid, "twilio_from": current.twilio_from,
-            "twilio_api_base_url": current.twilio_api_base_url, "public_base_url": current.public_base_url,
-            "modem_port": current.modem_port, "modem_baud": str(current.modem_baud),
-            "quiet_start": "" if current.quiet_start_min == current.quiet_end_min
+            "sender": current.sender,
+            "language": current.language,
+            "country_code": current.country_code,
+            "twilio_account_sid": current.twilio_account_sid,
+            "twilio_from": current.twilio_from,
+            "twilio_api_base_url": current.twilio_api_base_url,
+            "public_base_url": current.public_base_url,
+            "modem_port": current.modem_port,
+            "modem_baud": str(current.modem_baud),
+            "quiet_start": ""
+            if current.quiet_start_min == current.quiet_end_min
             else sms.format_minute(current.quiet_start_min),
-            "quiet_end": "" if current.quiet_start_min == current.quiet_end_min
+            "quiet_end": ""
+            if current.quiet_start_min == current.quiet_end_min
             else sms.format_minute(current.quiet_end_min),
             "staff_phones": current.staff_phones.replace(",", ", "),
         }
     form = {k: v for k, v in form.items() if k != "twilio_auth_token"}  # never echo a secret
-    return render("sms/settings.html", "settings_form", property=prop, properties=_properties(), form=form,
-                  errors=errors or {}, notice=notice, token_hint=sms.mask_secret(current.twilio_auth_token),
-                  senders=sms.SENDERS, languages=sms.LANGUAGES, bauds=sms.MODEM_BAUDS,
-                  webhook_url=(current.public_base_url + sms.WEBHOOK_PATH) if current.public_base_url else "")
+    return render(
+        "sms/settings.html",
+        "settings_form",
+        property=prop,
+        properties=_properties(),
+        form=form,
+        errors=errors or {},
+        notice=notice,
+        token_hint=sms.mask_secret(current.twilio_auth_token),
+        senders=sms.SENDERS,
+        languages=sms.LANGUAGES,
+        bauds=sms.MODEM_BAUDS,
+        webhook_url=(current.public_base_url + sms.WEBHOOK_PATH) if current.public_base_url else "",
+    )
 
 
 @bp.get("/settings")
@@ -313,8 +405,9 @@ def settings_test():
 
     prop = _property()
     try:
-        msg = sms.queue_test_message(prop, phone=request.form.get("phone", ""), actor=current_actor(),
-                                     now=utcnow())
+        msg = sms.queue_test_message(
+            prop, phone=request.form.get("phone", ""), actor=current_actor(), now=utcnow()
+        )
     except DomainError as exc:
         return _settings_form(prop, errors={"phone": exc.message}), 422
     send_message_task(msg.id)
@@ -333,11 +426,22 @@ def tenant(tenant_id: int):
     settings = sms.settings_for(found.property_id)
     phones, bad = sms.tenant_phones(found, settings.country_code)
     pref = found.sms_preference.first()
-    messages = list(SmsMessage.select().where(SmsMessage.tenant == found.id).order_by(SmsMessage.id.desc())
-                    .limit(50))
-    return render("sms/tenant.html", tenant=found, phones=phones, bad=bad, messages=messages,
-                  language=pref.language if pref is not None else "", default_language=settings.language,
-                  languages=sms.LANGUAGES)
+    messages = list(
+        SmsMessage.select()
+        .where(SmsMessage.tenant == found.id)
+        .order_by(SmsMessage.id.desc())
+        .limit(50)
+    )
+    return render(
+        "sms/tenant.html",
+        tenant=found,
+        phones=phones,
+        bad=bad,
+        messages=messages,
+        language=pref.language if pref is not None else "",
+        default_language=settings.language,
+        languages=sms.LANGUAGES,
+    )
 
 
 @bp.post("/tenants/<int:tenant_id>/language")
@@ -347,8 +451,9 @@ def tenant_language(tenant_id: int):
     if found is None:
         abort(404)
     try:
-        sms.set_tenant_language(found, language=request.form.get("language", ""), actor=current_actor(),
-                                now=utcnow())
+        sms.set_tenant_language(
+            found, language=request.form.get("language", ""), actor=current_actor(), now=utcnow()
+        )
     except DomainError as exc:
         abort(400, description=exc.message)
     return htmx_redirect(url_for("sms.tenant", tenant_id=found.id))
@@ -362,12 +467,20 @@ def twilio_status():
     """Twilio's delivery-status callback.  No staff login and no CSRF token: it is accepted
     only with a valid ``X-Twilio-Signature`` made with the auth token of the account it names."""
     form = request.form
-    signer = sms.twilio_signer(form.get("AccountSid", ""), [request.url], form,
-                               request.headers.get("X-Twilio-Signature", ""))
+    signer = sms.twilio_signer(
+        form.get("AccountSid", ""),
+        [request.url],
+        form,
+        request.headers.get("X-Twilio-Signature", ""),
+    )
     if signer is None:
         abort(403)
-    sms.record_delivery_status(form.get("MessageSid", ""), form.get("MessageStatus", ""),
-                               error_code=form.get("ErrorCode", ""), now=utcnow())
+    sms.record_delivery_status(
+        form.get("MessageSid", ""),
+        form.get("MessageStatus", ""),
+        error_code=form.get("ErrorCode", ""),
+        now=utcnow(),
+    )
     return "", 204
 
 

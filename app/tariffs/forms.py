@@ -31,6 +31,7 @@ def _text(value: Any) -> str:
 
 # ---------------------------------------------------------------- editor state
 
+
 def default_state(kind: str) -> dict[str, Any]:
     return {
         "kind": kind if kind in KINDS else "flat",
@@ -67,7 +68,9 @@ def state_from_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "flat":
         state["price"] = format_price(spec["price"])
     elif kind == "tou":
-        state["prices"] = {r: format_price(spec["prices"][r]) if r in spec["prices"] else "" for r in RATES}
+        state["prices"] = {
+            r: format_price(spec["prices"][r]) if r in spec["prices"] else "" for r in RATES
+        }
         state["segments"] = [{"start": s["start"], "rate": s["rate"]} for s in spec["segments"]]
     else:
         state["blocks"] = [
@@ -85,17 +88,28 @@ def edit_rows(state: dict[str, Any], op: str) -> None:
         starts = [m for m in (_minutes(s["start"]) for s in segments) if m is not None]
         nxt = min(max(starts) + 60, DAY - 60) if starts else 0
         segments.append({"start": f"{nxt // 60:02d}:{nxt % 60:02d}", "rate": "flat"})
-    elif action == "remove_segment" and index.isdigit() and len(segments) > 1 and int(index) < len(segments):
+    elif (
+        action == "remove_segment"
+        and index.isdigit()
+        and len(segments) > 1
+        and int(index) < len(segments)
+    ):
         del segments[int(index)]
     elif action == "add_block" and len(blocks) < MAX_ROWS:
         # A new bounded block goes before the open-ended last one.
         at = len(blocks) - 1 if blocks and not blocks[-1]["upto"] else len(blocks)
         blocks.insert(at, {"upto": "", "price": ""})
-    elif action == "remove_block" and index.isdigit() and len(blocks) > 1 and int(index) < len(blocks):
+    elif (
+        action == "remove_block"
+        and index.isdigit()
+        and len(blocks) > 1
+        and int(index) < len(blocks)
+    ):
         del blocks[int(index)]
 
 
 # ---------------------------------------------------------------- parsing
+
 
 def _minutes(text: str) -> int | None:
     hh, sep, mm = text.partition(":")
@@ -151,13 +165,18 @@ def _parse_tou(state: Mapping[str, Any], errors: dict[str, str]) -> dict[str, An
         elif i == 0 and start != 0:
             errors[f"segments.{i}.start"] = _(
                 "The day is not covered from 00:00 to %(time)s: the first segment starts at 00:00.",
-                time=_hhmm(start))
+                time=_hhmm(start),
+            )
         elif previous is not None and start == previous:
-            errors[f"segments.{i}.start"] = _("This segment starts at the same time as the one above.")
+            errors[f"segments.{i}.start"] = _(
+                "This segment starts at the same time as the one above."
+            )
         elif previous is not None and start < previous:
             errors[f"segments.{i}.start"] = _(
                 "This segment overlaps the one above, which starts at %(time)s; list the segments in "
-                "order through the day.", time=_hhmm(previous))
+                "order through the day.",
+                time=_hhmm(previous),
+            )
         if start is not None:
             previous = start if previous is None else max(previous, start)
         if row["rate"] not in RATES:
@@ -187,14 +206,19 @@ def _parse_tiered(state: Mapping[str, Any], errors: dict[str, str]) -> dict[str,
             if not row["upto"].isdigit() or int(row["upto"]) <= 0:
                 errors[f"blocks.{i}.upto"] = _("Enter a whole number of units per month.")
             elif int(row["upto"]) <= last:
-                errors[f"blocks.{i}.upto"] = _("Each block's bound must be above the one before (%(last)s).",
-                                               last=last)
+                errors[f"blocks.{i}.upto"] = _(
+                    "Each block's bound must be above the one before (%(last)s).", last=last
+                )
             elif final:
-                errors[f"blocks.{i}.upto"] = _("Leave the last block's bound empty: it covers everything above.")
+                errors[f"blocks.{i}.upto"] = _(
+                    "Leave the last block's bound empty: it covers everything above."
+                )
             else:
                 upto = last = int(row["upto"])
         elif not final:
-            errors[f"blocks.{i}.upto"] = _("Only the last block is open-ended: enter its upper bound.")
+            errors[f"blocks.{i}.upto"] = _(
+                "Only the last block is open-ended: enter its upper bound."
+            )
         blocks.append({"upto": upto, "price": _price(row["price"], f"blocks.{i}.price", errors)})
     if not blocks:
         errors["blocks"] = _("Add at least one block.")
@@ -217,6 +241,7 @@ def local_date(when: dt.datetime, tz_name: str) -> dt.date:
 
 # ---------------------------------------------------------------- the day bar
 
+
 def day_bar(spec: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """A TOU day as bar pieces: rate, start and end (HH:MM), left and width in % of 24 h."""
     if not spec or "segments" not in spec:
@@ -225,11 +250,16 @@ def day_bar(spec: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     pieces = []
     for i, (start, rate) in enumerate(starts):
         end = starts[i + 1][0] if i + 1 < len(starts) else DAY
-        pieces.append({
-            "rate": rate, "start": _hhmm(start), "end": "24:00" if end == DAY else _hhmm(end),
-            "left": round(start * 100 / DAY, 3), "width": round((end - start) * 100 / DAY, 3),
-            "minutes": end - start,
-        })
+        pieces.append(
+            {
+                "rate": rate,
+                "start": _hhmm(start),
+                "end": "24:00" if end == DAY else _hhmm(end),
+                "left": round(start * 100 / DAY, 3),
+                "width": round((end - start) * 100 / DAY, 3),
+                "minutes": end - start,
+            }
+        )
     return pieces
 
 

@@ -99,8 +99,11 @@ def _properties() -> list[Property]:
 def _versions(tariff_ids: list[int]) -> dict[int, list[TariffVersion]]:
     out: dict[int, list[TariffVersion]] = {t: [] for t in tariff_ids}
     if tariff_ids:
-        rows = (TariffVersion.select().where(TariffVersion.tariff.in_(tariff_ids))
-                .order_by(TariffVersion.effective_from, TariffVersion.id))
+        rows = (
+            TariffVersion.select()
+            .where(TariffVersion.tariff.in_(tariff_ids))
+            .order_by(TariffVersion.effective_from, TariffVersion.id)
+        )
         for v in rows:
             out[v.tariff_id].append(v)
     return out
@@ -136,19 +139,35 @@ def _usage(tariff_ids: list[int]) -> dict[int, dict[str, int]]:
     open_accounts = Account.status != "closed"
     in_service = Meter.status != "removed"
     for column in (Account.tariff_electricity, Account.tariff_water):
-        rows = (Account.select(column.alias("t"), fn.COUNT(Account.id).alias("n"))
-                .where(open_accounts & column.in_(tariff_ids)).group_by(column).dicts())
+        rows = (
+            Account.select(column.alias("t"), fn.COUNT(Account.id).alias("n"))
+            .where(open_accounts & column.in_(tariff_ids))
+            .group_by(column)
+            .dicts()
+        )
         for row in rows:
             usage[row["t"]]["accounts"] += row["n"]
-    own = (Meter.select(Meter.tariff.alias("t"), fn.COUNT(Meter.id).alias("n"))
-           .where(in_service & Meter.tariff.in_(tariff_ids)).group_by(Meter.tariff).dicts())
+    own = (
+        Meter.select(Meter.tariff.alias("t"), fn.COUNT(Meter.id).alias("n"))
+        .where(in_service & Meter.tariff.in_(tariff_ids))
+        .group_by(Meter.tariff)
+        .dicts()
+    )
     for row in own:
         usage[row["t"]]["meters"] += row["n"]
-    for kind, column in (("electricity", Account.tariff_electricity), ("water", Account.tariff_water)):
-        rows = (Meter.select(column.alias("t"), fn.COUNT(Meter.id).alias("n"))
-                .join(Account, on=(Meter.account == Account.id))
-                .where(in_service & Meter.tariff.is_null() & (Meter.kind == kind) & column.in_(tariff_ids))
-                .group_by(column).dicts())
+    for kind, column in (
+        ("electricity", Account.tariff_electricity),
+        ("water", Account.tariff_water),
+    ):
+        rows = (
+            Meter.select(column.alias("t"), fn.COUNT(Meter.id).alias("n"))
+            .join(Account, on=(Meter.account == Account.id))
+            .where(
+                in_service & Meter.tariff.is_null() & (Meter.kind == kind) & column.in_(tariff_ids)
+            )
+            .group_by(column)
+            .dicts()
+        )
         for row in rows:
             usage[row["t"]]["meters"] += row["n"]
     return usage
@@ -161,21 +180,29 @@ def _usage(tariff_ids: list[int]) -> dict[int, dict[str, int]]:
 @login_required("account.view")
 def index():
     now = utcnow()
-    tariffs = list(Tariff.select(Tariff, Property).join(Property)
-                   .where(Tariff.property.in_(visible_properties().select(Property.id)))
-                   .order_by(Property.name, Tariff.utility, Tariff.name, Tariff.id))
+    tariffs = list(
+        Tariff.select(Tariff, Property)
+        .join(Property)
+        .where(Tariff.property.in_(visible_properties().select(Property.id)))
+        .order_by(Property.name, Tariff.utility, Tariff.name, Tariff.id)
+    )
     ids = [t.id for t in tariffs]
     versions = _versions(ids)
     usage = _usage(ids)
     rows = []
     for t in tariffs:
         current, upcoming = _current_and_next(versions[t.id], now)
-        rows.append({
-            "tariff": t, "current": current, "next": upcoming,
-            "spec": json.loads(current.spec) if current else None,
-            "number": versions[t.id].index(current) + 1 if current else 0, "usage": usage[t.id],
-            "compliance": _compliance(t.property, t, current or upcoming),
-        })
+        rows.append(
+            {
+                "tariff": t,
+                "current": current,
+                "next": upcoming,
+                "spec": json.loads(current.spec) if current else None,
+                "number": versions[t.id].index(current) + 1 if current else 0,
+                "usage": usage[t.id],
+                "compliance": _compliance(t.property, t, current or upcoming),
+            }
+        )
     return render("tariffs/list.html", rows=rows, many_properties=len(_properties()) > 1)
 
 
@@ -189,32 +216,75 @@ def detail(tariff_id: int):
     history = []
     for v in reversed(versions):
         spec = json.loads(v.spec)
-        state = "current" if v is current else ("scheduled" if v.effective_from > now else "superseded")
-        history.append({"version": v, "spec": spec, "state": state, "bar": forms.day_bar(spec),
-                        "compliance": _compliance(tariff.property, tariff, v)})
+        state = (
+            "current" if v is current else ("scheduled" if v.effective_from > now else "superseded")
+        )
+        history.append(
+            {
+                "version": v,
+                "spec": spec,
+                "state": state,
+                "bar": forms.day_bar(spec),
+                "compliance": _compliance(tariff.property, tariff, v),
+            }
+        )
     assigned = None
     if request.args.get("assigned"):
-        assigned = {k: int(request.args.get(k, "0")) if request.args.get(k, "0").isdigit() else 0
-                    for k in ("accounts", "meters", "unchanged")}
-    return render("tariffs/detail.html", tariff=tariff, history=history, usage=_usage([tariff.id])[tariff.id],
-                  current=current, upcoming=upcoming, assigned=assigned)
+        assigned = {
+            k: int(request.args.get(k, "0")) if request.args.get(k, "0").isdigit() else 0
+            for k in ("accounts", "meters", "unchanged")
+        }
+    return render(
+        "tariffs/detail.html",
+        tariff=tariff,
+        history=history,
+        usage=_usage([tariff.id])[tariff.id],
+        current=current,
+        upcoming=upcoming,
+        assigned=assigned,
+    )
 
 
 # ---------------------------------------------------------------------------- the editor
 
 
 def _header(form) -> dict[str, str]:
-    return {k: (form.get(k) or "").strip() for k in
-            ("property", "name", "utility", "kind", "effective_from", "override_reason", "tariff")}
+    return {
+        k: (form.get(k) or "").strip()
+        for k in (
+            "property",
+            "name",
+            "utility",
+            "kind",
+            "effective_from",
+            "override_reason",
+            "tariff",
+        )
+    }
 
 
-def _form_context(*, tariff: Tariff | None, prop: Property, header: dict[str, str], state: dict[str, Any],
-                  errors: dict[str, str] | None = None) -> dict[str, Any]:
+def _form_context(
+    *,
+    tariff: Tariff | None,
+    prop: Property,
+    header: dict[str, str],
+    state: dict[str, Any],
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
     utility = tariff.utility if tariff else (header.get("utility") or "electricity")
     return {
-        "tariff": tariff, "property": prop, "properties": _properties(), "header": header, "state": state,
-        "errors": errors or {}, "utility": utility, "kinds": KINDS, "rates": RATES, "utilities": UTILITIES,
-        "ends": forms.segment_ends(state), "preview": _preview(prop, utility, state),
+        "tariff": tariff,
+        "property": prop,
+        "properties": _properties(),
+        "header": header,
+        "state": state,
+        "errors": errors or {},
+        "utility": utility,
+        "kinds": KINDS,
+        "rates": RATES,
+        "utilities": UTILITIES,
+        "ends": forms.segment_ends(state),
+        "preview": _preview(prop, utility, state),
     }
 
 
@@ -222,16 +292,28 @@ def _preview(prop: Property, utility: str, state: dict[str, Any]) -> dict[str, A
     """What the rows would save: the day bar, the compliance check, or why it cannot save."""
     spec, errors = forms.parse_spec(state)
     if spec is None:
-        return {"spec": None, "bar": [], "problems": [], "messages": list(dict.fromkeys(errors.values()))}
+        return {
+            "spec": None,
+            "bar": [],
+            "problems": [],
+            "messages": list(dict.fromkeys(errors.values())),
+        }
     utility = utility if utility in UTILITIES else "electricity"
-    return {"spec": spec, "bar": forms.day_bar(spec), "messages": [],
-            "problems": compliance_problems(prop, utility, state["kind"], spec)}
+    return {
+        "spec": spec,
+        "bar": forms.day_bar(spec),
+        "messages": [],
+        "problems": compliance_problems(prop, utility, state["kind"], spec),
+    }
 
 
 def _new_form_property(header: dict[str, str]) -> Property:
     raw = header.get("property", "")
-    prop = (Property.get_or_none(Property.id == int(raw)) if raw.isdigit()
-            else visible_properties().first())
+    prop = (
+        Property.get_or_none(Property.id == int(raw))
+        if raw.isdigit()
+        else visible_properties().first()
+    )
     if prop is None:
         abort(404)
     check_property(prop.id)
@@ -243,12 +325,23 @@ def _new_form_property(header: dict[str, str]) -> Property:
 def new():
     prop = _new_form_property(_header(request.args))
     today = forms.local_date(utcnow(), prop.timezone)
-    header = {"property": str(prop.id), "name": "", "utility": "electricity", "kind": "flat",
-              "effective_from": today.isoformat(), "override_reason": "", "tariff": ""}
+    header = {
+        "property": str(prop.id),
+        "name": "",
+        "utility": "electricity",
+        "kind": "flat",
+        "effective_from": today.isoformat(),
+        "override_reason": "",
+        "tariff": "",
+    }
     kind = request.args.get("kind", "flat")
     header["kind"] = kind if kind in KINDS else "flat"
-    return render("tariffs/form.html", **_form_context(tariff=None, prop=prop, header=header,
-                                                       state=forms.default_state(header["kind"])))
+    return render(
+        "tariffs/form.html",
+        **_form_context(
+            tariff=None, prop=prop, header=header, state=forms.default_state(header["kind"])
+        ),
+    )
 
 
 @bp.get("/<int:tariff_id>/versions/new")
@@ -258,17 +351,35 @@ def new_version(tariff_id: int):
     prop = tariff.property
     now = utcnow()
     current, _next = _current_and_next(_versions([tariff.id])[tariff.id], now)
-    latest = TariffVersion.select().where(TariffVersion.tariff == tariff).order_by(
-        TariffVersion.effective_from.desc()).first()
+    latest = (
+        TariffVersion.select()
+        .where(TariffVersion.tariff == tariff)
+        .order_by(TariffVersion.effective_from.desc())
+        .first()
+    )
     start_from = latest or current
-    state = (forms.state_from_spec(tariff.kind, json.loads(start_from.spec)) if start_from
-             else forms.default_state(tariff.kind))
+    state = (
+        forms.state_from_spec(tariff.kind, json.loads(start_from.spec))
+        if start_from
+        else forms.default_state(tariff.kind)
+    )
     tomorrow = forms.local_date(now, prop.timezone) + dt.timedelta(days=1)
     if latest is not None:
-        tomorrow = max(tomorrow, forms.local_date(latest.effective_from, prop.timezone) + dt.timedelta(days=1))
-    header = {"property": str(prop.id), "name": tariff.name, "utility": tariff.utility, "kind": tariff.kind,
-              "effective_from": tomorrow.isoformat(), "override_reason": "", "tariff": str(tariff.id)}
-    return render("tariffs/form.html", **_form_context(tariff=tariff, prop=prop, header=header, state=state))
+        tomorrow = max(
+            tomorrow, forms.local_date(latest.effective_from, prop.timezone) + dt.timedelta(days=1)
+        )
+    header = {
+        "property": str(prop.id),
+        "name": tariff.name,
+        "utility": tariff.utility,
+        "kind": tariff.kind,
+        "effective_from": tomorrow.isoformat(),
+        "override_reason": "",
+        "tariff": str(tariff.id),
+    }
+    return render(
+        "tariffs/form.html", **_form_context(tariff=tariff, prop=prop, header=header, state=state)
+    )
 
 
 def _posted(tariff: Tariff | None) -> tuple[Property, dict[str, str], dict[str, Any], str]:
@@ -306,8 +417,14 @@ def preview():
     return render("tariffs/form.html", "preview", **ctx)
 
 
-def _check_cap(prop: Property, utility: str, kind: str, spec: dict[str, Any], reason: str,
-               errors: dict[str, str]) -> None:
+def _check_cap(
+    prop: Property,
+    utility: str,
+    kind: str,
+    spec: dict[str, Any],
+    reason: str,
+    errors: dict[str, str],
+) -> None:
     """Say early and plainly what the domain will refuse about the compliance cap."""
     if utility not in UTILITIES:
         return
@@ -315,10 +432,14 @@ def _check_cap(prop: Property, utility: str, kind: str, spec: dict[str, Any], re
     if not problems:
         return
     if not current_actor().can("tariff.override"):
-        errors["spec"] = _("%(problems)s. Only an administrator may save a price above the cap, with a reason.",
-                           problems="; ".join(problems))
+        errors["spec"] = _(
+            "%(problems)s. Only an administrator may save a price above the cap, with a reason.",
+            problems="; ".join(problems),
+        )
     elif not reason:
-        errors["override_reason"] = _("A price is above the cap: give the reason for overriding it.")
+        errors["override_reason"] = _(
+            "A price is above the cap: give the reason for overriding it."
+        )
 
 
 def _save(tariff: Tariff | None):
@@ -338,15 +459,21 @@ def _save(tariff: Tariff | None):
         errors["effective_from"] = exc.message
     now = utcnow()
     if effective is not None and tariff is not None:
-        today = forms.parse_effective(forms.local_date(now, prop.timezone).isoformat(), prop.timezone)
-        latest = TariffVersion.select(fn.MAX(TariffVersion.effective_from)).where(
-            TariffVersion.tariff == tariff).scalar()
+        today = forms.parse_effective(
+            forms.local_date(now, prop.timezone).isoformat(), prop.timezone
+        )
+        latest = (
+            TariffVersion.select(fn.MAX(TariffVersion.effective_from))
+            .where(TariffVersion.tariff == tariff)
+            .scalar()
+        )
         if effective < today:
             errors["effective_from"] = _("A new version cannot start in the past.")
         elif latest is not None and effective <= latest:
             errors["effective_from"] = _(
                 "A new version starts after the latest one (%(date)s); versions are never changed in place.",
-                date=forms.local_date(latest, prop.timezone).isoformat())
+                date=forms.local_date(latest, prop.timezone).isoformat(),
+            )
     spec, spec_errors = forms.parse_spec(state)
     errors.update(spec_errors)
     if spec is not None:
@@ -354,12 +481,26 @@ def _save(tariff: Tariff | None):
     if not errors:
         try:
             if tariff is None:
-                tariff = create_tariff(prop, name=header["name"], utility=utility, kind=state["kind"], spec=spec,
-                                       effective_from=effective, override_reason=header["override_reason"],
-                                       actor=current_actor(), now=now)
+                tariff = create_tariff(
+                    prop,
+                    name=header["name"],
+                    utility=utility,
+                    kind=state["kind"],
+                    spec=spec,
+                    effective_from=effective,
+                    override_reason=header["override_reason"],
+                    actor=current_actor(),
+                    now=now,
+                )
             else:
-                add_tariff_version(tariff, spec=spec, effective_from=effective,
-                                   override_reason=header["override_reason"], actor=current_actor(), now=now)
+                add_tariff_version(
+                    tariff,
+                    spec=spec,
+                    effective_from=effective,
+                    override_reason=header["override_reason"],
+                    actor=current_actor(),
+                    now=now,
+                )
         except DomainError as exc:
             errors[exc.field or "spec"] = exc.message
         else:
@@ -398,18 +539,43 @@ def _selection(tariff: Tariff, criteria: dict[str, str]) -> tuple[Any, dict[str,
         errors["selection"] = _("Choose a building, type a filter or paste a list.")
         return None, errors
     if criteria["target"] == "accounts":
-        query = (Account.select(Account, Tenant, Room).join(Tenant).switch(Account)
-                 .join(Room, JOIN.LEFT_OUTER).join(Floor, JOIN.LEFT_OUTER)
-                 .where((Account.property == tariff.property) & (Account.status != "closed")))
-        key, text_match = Account.number, (lambda q: Account.number.contains(q) | Tenant.name.contains(q)
-                                           | Room.number.contains(q))
+        query = (
+            Account.select(Account, Tenant, Room)
+            .join(Tenant)
+            .switch(Account)
+            .join(Room, JOIN.LEFT_OUTER)
+            .join(Floor, JOIN.LEFT_OUTER)
+            .where((Account.property == tariff.property) & (Account.status != "closed"))
+        )
+        key, text_match = (
+            Account.number,
+            (
+                lambda q: (
+                    Account.number.contains(q) | Tenant.name.contains(q) | Room.number.contains(q)
+                )
+            ),
+        )
     else:
-        query = (Meter.select(Meter, Account, Room).join(Account, JOIN.LEFT_OUTER).switch(Meter)
-                 .join(Room, JOIN.LEFT_OUTER).join(Floor, JOIN.LEFT_OUTER)
-                 .where((Meter.property == tariff.property) & (Meter.status != "removed")
-                        & (Meter.kind == tariff.utility)))
-        key, text_match = Meter.serial, (lambda q: Meter.serial.contains(q) | Room.number.contains(q)
-                                         | Account.number.contains(q))
+        query = (
+            Meter.select(Meter, Account, Room)
+            .join(Account, JOIN.LEFT_OUTER)
+            .switch(Meter)
+            .join(Room, JOIN.LEFT_OUTER)
+            .join(Floor, JOIN.LEFT_OUTER)
+            .where(
+                (Meter.property == tariff.property)
+                & (Meter.status != "removed")
+                & (Meter.kind == tariff.utility)
+            )
+        )
+        key, text_match = (
+            Meter.serial,
+            (
+                lambda q: (
+                    Meter.serial.contains(q) | Room.number.contains(q) | Account.number.contains(q)
+                )
+            ),
+        )
     if criteria["building"]:
         if not criteria["building"].isdigit():
             errors["building"] = _("Choose a building.")
@@ -423,18 +589,34 @@ def _selection(tariff: Tariff, criteria: dict[str, str]) -> tuple[Any, dict[str,
         if missing:
             shown = ", ".join(missing[:20]) + (" …" if len(missing) > 20 else "")
             if criteria["target"] == "accounts":
-                errors["list"] = _("Not found among the open accounts picked: %(items)s", items=shown)
+                errors["list"] = _(
+                    "Not found among the open accounts picked: %(items)s", items=shown
+                )
             else:
-                errors["list"] = _("Not found among the meters in service picked: %(items)s", items=shown)
+                errors["list"] = _(
+                    "Not found among the meters in service picked: %(items)s", items=shown
+                )
         query = query.where(key.in_(wanted))
     return (None if errors else query.order_by(key)), errors
 
 
-def _assign_context(tariff: Tariff, criteria: dict[str, str], errors: dict[str, str] | None = None,
-                    *, with_preview: bool = False) -> dict[str, Any]:
-    buildings = list(Building.select().where(Building.property == tariff.property).order_by(Building.name))
-    ctx: dict[str, Any] = {"tariff": tariff, "criteria": criteria, "buildings": buildings,
-                           "errors": dict(errors or {}), "selection": None}
+def _assign_context(
+    tariff: Tariff,
+    criteria: dict[str, str],
+    errors: dict[str, str] | None = None,
+    *,
+    with_preview: bool = False,
+) -> dict[str, Any]:
+    buildings = list(
+        Building.select().where(Building.property == tariff.property).order_by(Building.name)
+    )
+    ctx: dict[str, Any] = {
+        "tariff": tariff,
+        "criteria": criteria,
+        "buildings": buildings,
+        "errors": dict(errors or {}),
+        "selection": None,
+    }
     if not with_preview:
         return ctx
     query, sel_errors = _selection(tariff, criteria)
@@ -443,25 +625,45 @@ def _assign_context(tariff: Tariff, criteria: dict[str, str], errors: dict[str, 
         return ctx
     total = query.count()
     if total > ASSIGN_MAX:
-        ctx["errors"]["selection"] = _("%(n)s match; narrow the selection to at most %(max)s.", n=total,
-                                       max=ASSIGN_MAX)
+        ctx["errors"]["selection"] = _(
+            "%(n)s match; narrow the selection to at most %(max)s.", n=total, max=ASSIGN_MAX
+        )
         return ctx
     ids = [row[0] for row in query.select(query.model.id).tuples()]
     sample = list(query.limit(ASSIGN_SAMPLE))
     if criteria["target"] == "accounts":
-        column = Account.tariff_electricity if tariff.utility == "electricity" else Account.tariff_water
+        column = (
+            Account.tariff_electricity if tariff.utility == "electricity" else Account.tariff_water
+        )
         already = query.where(column == tariff.id).count()
         # Meters with a tariff of their own keep it: it wins over the account's.
-        own = Meter.select().where(
-            Meter.account.in_(query.select(Account.id)) & (Meter.kind == tariff.utility)
-            & Meter.tariff.is_null(False) & (Meter.tariff != tariff.id) & (Meter.status != "removed")
-        ).count()
+        own = (
+            Meter.select()
+            .where(
+                Meter.account.in_(query.select(Account.id))
+                & (Meter.kind == tariff.utility)
+                & Meter.tariff.is_null(False)
+                & (Meter.tariff != tariff.id)
+                & (Meter.status != "removed")
+            )
+            .count()
+        )
     else:
         already = query.where(Meter.tariff == tariff.id).count()
         own = 0
-    names = {t.id: t.name for t in Tariff.select(Tariff.id, Tariff.name).where(Tariff.property == tariff.property)}
-    ctx["selection"] = {"total": total, "ids": ",".join(str(i) for i in ids), "sample": sample,
-                        "already": already, "change": total - already, "own_tariff_meters": own, "names": names}
+    names = {
+        t.id: t.name
+        for t in Tariff.select(Tariff.id, Tariff.name).where(Tariff.property == tariff.property)
+    }
+    ctx["selection"] = {
+        "total": total,
+        "ids": ",".join(str(i) for i in ids),
+        "sample": sample,
+        "already": already,
+        "change": total - already,
+        "own_tariff_meters": own,
+        "names": names,
+    }
     return ctx
 
 
@@ -501,6 +703,8 @@ def assign_save(tariff_id: int):
         except DomainError as exc:
             errors["selection"] = exc.message
         else:
-            return htmx_redirect(url_for("tariffs.detail", tariff_id=tariff.id, assigned=1, **result))
+            return htmx_redirect(
+                url_for("tariffs.detail", tariff_id=tariff.id, assigned=1, **result)
+            )
     ctx = _assign_context(tariff, criteria, errors, with_preview=True)
     return render("tariffs/assign.html", "assign_preview", **ctx), 422

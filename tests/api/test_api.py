@@ -21,7 +21,9 @@ def api(client, site, now):
             return client.get(f"/api/v1{path}", headers=self.headers, **kw)
 
         def post(self, path, json=None, headers=None, **kw):
-            return client.post(f"/api/v1{path}", json=json, headers={**self.headers, **(headers or {})}, **kw)
+            return client.post(
+                f"/api/v1{path}", json=json, headers={**self.headers, **(headers or {})}, **kw
+            )
 
     return Api
 
@@ -34,8 +36,11 @@ def test_requests_without_a_valid_token_are_refused(client, site):
 
 def test_accounts_list_shows_balance_as_a_decimal_string(api, site, now):
     acct, _ = site.account()
-    r = api().post("/sales", json={"account_id": acct.id, "amount": "100.00", "method": "wechat"},
-                   headers={"Idempotency-Key": "k1"})
+    r = api().post(
+        "/sales",
+        json={"account_id": acct.id, "amount": "100.00", "method": "wechat"},
+        headers={"Idempotency-Key": "k1"},
+    )
     assert r.status_code == 201, r.json
     assert (r.json["amount"], r.json["fee"], r.json["net"]) == ("100.00", "3.00", "97.00")
     items = api().get("/accounts").json["items"]
@@ -50,17 +55,22 @@ def test_repeated_sale_with_the_same_idempotency_key_returns_200_and_the_first_s
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json["id"] == second.json["id"]
     assert Sale.select().count() == 1
-    conflict = api().post("/sales", json={**body, "amount": "60.00"}, headers={"Idempotency-Key": "same"})
+    conflict = api().post(
+        "/sales", json={**body, "amount": "60.00"}, headers={"Idempotency-Key": "same"}
+    )
     assert conflict.status_code == 409 and conflict.json["error"]["field"] == "idempotency_key"
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"amount": "10.00", "method": "cash"}, "account_id"),
-    ({"account_id": 1, "amount": 10.5, "method": "cash"}, "amount"),
-    ({"account_id": 1, "amount": "10.005", "method": "cash"}, "amount"),
-    ({"account_id": 1, "amount": "10.00", "method": "gold"}, "method"),
-    ({"account_id": 999, "amount": "10.00", "method": "cash"}, "account_id"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"amount": "10.00", "method": "cash"}, "account_id"),
+        ({"account_id": 1, "amount": 10.5, "method": "cash"}, "amount"),
+        ({"account_id": 1, "amount": "10.005", "method": "cash"}, "amount"),
+        ({"account_id": 1, "amount": "10.00", "method": "gold"}, "method"),
+        ({"account_id": 999, "amount": "10.00", "method": "cash"}, "account_id"),
+    ],
+)
 def test_bad_sale_requests_get_a_message_and_change_nothing(api, site, body, field):
     acct, _ = site.account()
     if body.get("account_id") == 1:
@@ -79,12 +89,25 @@ def test_sale_without_idempotency_key_is_refused(api, site):
 
 def test_reversal_needs_a_manager_token(api, site):
     acct, _ = site.account()
-    sale = api().post("/sales", json={"account_id": acct.id, "amount": "10.00", "method": "cash"},
-                      headers={"Idempotency-Key": "r"}).json
-    assert api("cashier").post(f"/sales/{sale['id']}/reversal", json={"reason": "x"}).status_code == 403
+    sale = (
+        api()
+        .post(
+            "/sales",
+            json={"account_id": acct.id, "amount": "10.00", "method": "cash"},
+            headers={"Idempotency-Key": "r"},
+        )
+        .json
+    )
+    assert (
+        api("cashier").post(f"/sales/{sale['id']}/reversal", json={"reason": "x"}).status_code
+        == 403
+    )
     r = api("manager").post(f"/sales/{sale['id']}/reversal", json={"reason": "duplicate payment"})
     assert r.status_code == 201 and r.json["reversed"] is True
-    assert api("manager").post(f"/sales/{sale['id']}/reversal", json={"reason": "again"}).status_code == 200
+    assert (
+        api("manager").post(f"/sales/{sale['id']}/reversal", json={"reason": "again"}).status_code
+        == 200
+    )
     assert LedgerAccount.get_by_id(acct.wallet_id).balance_fen == 0
     entries = api("manager").get(f"/accounts/{acct.id}/entries").json["items"]
     assert [e["amount"] for e in entries] == ["-9.70", "9.70"]
@@ -105,8 +128,12 @@ def test_readings_batch_is_rated_and_idempotent(api, site, now):
 def test_a_readings_batch_with_a_bad_item_names_it_and_writes_nothing(api, site, now):
     acct, (meter,) = site.account()
     t = (now + dt.timedelta(hours=1)).isoformat()
-    body = {"readings": [{"meter_id": meter.id, "read_at": t, "total": 5},
-                         {"meter_id": meter.id, "read_at": "yesterday", "total": 6}]}
+    body = {
+        "readings": [
+            {"meter_id": meter.id, "read_at": t, "total": 5},
+            {"meter_id": meter.id, "read_at": "yesterday", "total": 6},
+        ]
+    }
     r = api("electrician").post("/readings", json=body)
     assert r.status_code == 400 and r.json["error"]["field"] == "readings.1.read_at"
     assert Reading.select().where(Reading.meter == meter).count() == 1

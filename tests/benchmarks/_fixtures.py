@@ -21,9 +21,12 @@ from app.schema import upgrade  # noqa: E402
 TOU = {
     "prices": {"sharp": 12000, "peak": 9800, "flat": 7000, "valley": 3200},
     "segments": [
-        {"start": "00:00", "rate": "valley"}, {"start": "08:00", "rate": "flat"},
-        {"start": "10:00", "rate": "peak"}, {"start": "19:00", "rate": "sharp"},
-        {"start": "21:00", "rate": "flat"}, {"start": "23:00", "rate": "valley"},
+        {"start": "00:00", "rate": "valley"},
+        {"start": "08:00", "rate": "flat"},
+        {"start": "10:00", "rate": "peak"},
+        {"start": "19:00", "rate": "sharp"},
+        {"start": "21:00", "rate": "flat"},
+        {"start": "23:00", "rate": "valley"},
     ],
 }
 MYSQL_URL = os.environ.get("MD_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
@@ -45,56 +48,123 @@ def fresh_database(kind: str) -> str:
     return url
 
 
-def make_accounts(n_meters: int, start: dt.datetime, *, tou_share: float = 0.7, prop=None,
-                  balance_of=lambda j: 10_000_000, gateway_of=lambda j: None,
-                  address_of=lambda j: f"{j:012d}", total_of=lambda j: 100_000 + j):
+def make_accounts(
+    n_meters: int,
+    start: dt.datetime,
+    *,
+    tou_share: float = 0.7,
+    prop=None,
+    balance_of=lambda j: 10_000_000,
+    gateway_of=lambda j: None,
+    address_of=lambda j: f"{j:012d}",
+    total_of=lambda j: 100_000 + j,
+):
     """One property, n accounts each with one electricity meter, baseline at ``start``."""
-    prop = prop or create_property(code="BENCH", name="Bench", catalog_price=6500, service_fee_bp=300,
-                                   actor=SYSTEM, now=start)
-    flat = create_tariff(prop, name="flat", utility="electricity", kind="flat", spec={"price": 7000},
-                         effective_from=start - dt.timedelta(days=30), actor=SYSTEM, now=start)
-    tou = create_tariff(prop, name="tou", utility="electricity", kind="tou", spec=TOU,
-                        effective_from=start - dt.timedelta(days=30), actor=SYSTEM, now=start)
+    prop = prop or create_property(
+        code="BENCH", name="Bench", catalog_price=6500, service_fee_bp=300, actor=SYSTEM, now=start
+    )
+    flat = create_tariff(
+        prop,
+        name="flat",
+        utility="electricity",
+        kind="flat",
+        spec={"price": 7000},
+        effective_from=start - dt.timedelta(days=30),
+        actor=SYSTEM,
+        now=start,
+    )
+    tou = create_tariff(
+        prop,
+        name="tou",
+        utility="electricity",
+        kind="tou",
+        spec=TOU,
+        effective_from=start - dt.timedelta(days=30),
+        actor=SYSTEM,
+        now=start,
+    )
     tou_cut = int(n_meters * tou_share)
     with db.atomic():
-        Tenant.insert_many([{"property": prop.id, "name": f"T{i}", "created_at": start}
-                            for i in range(n_meters)]).execute()
+        Tenant.insert_many(
+            [{"property": prop.id, "name": f"T{i}", "created_at": start} for i in range(n_meters)]
+        ).execute()
         tenant_ids = [t for (t,) in Tenant.select(Tenant.id).order_by(Tenant.id).tuples()]
         for i in range(0, n_meters, 1000):
-            LedgerAccount.insert_many([
-                {"property": prop.id, "code": f"wallet:B{j:06d}", "kind": "liability", "normal": -1,
-                 "balance_fen": balance_of(j)} for j in range(i, min(i + 1000, n_meters))]).execute()
-        wallets = dict(LedgerAccount.select(LedgerAccount.code, LedgerAccount.id)
-                       .where(LedgerAccount.code.startswith("wallet:")).tuples())
+            LedgerAccount.insert_many(
+                [
+                    {
+                        "property": prop.id,
+                        "code": f"wallet:B{j:06d}",
+                        "kind": "liability",
+                        "normal": -1,
+                        "balance_fen": balance_of(j),
+                    }
+                    for j in range(i, min(i + 1000, n_meters))
+                ]
+            ).execute()
+        wallets = dict(
+            LedgerAccount.select(LedgerAccount.code, LedgerAccount.id)
+            .where(LedgerAccount.code.startswith("wallet:"))
+            .tuples()
+        )
         for i in range(0, n_meters, 1000):
-            Account.insert_many([
-                {"property": prop.id, "tenant": tenant_ids[j], "number": f"B{j:06d}", "status": "opened",
-                 "alarm1_fen": 5000, "alarm2_fen": 2000, "credit_limit_fen": 0,
-                 "tariff_electricity": tou.id if j < tou_cut else flat.id,
-                 "wallet": wallets[f"wallet:B{j:06d}"], "opened_at": start}
-                for j in range(i, min(i + 1000, n_meters))]).execute()
+            Account.insert_many(
+                [
+                    {
+                        "property": prop.id,
+                        "tenant": tenant_ids[j],
+                        "number": f"B{j:06d}",
+                        "status": "opened",
+                        "alarm1_fen": 5000,
+                        "alarm2_fen": 2000,
+                        "credit_limit_fen": 0,
+                        "tariff_electricity": tou.id if j < tou_cut else flat.id,
+                        "wallet": wallets[f"wallet:B{j:06d}"],
+                        "opened_at": start,
+                    }
+                    for j in range(i, min(i + 1000, n_meters))
+                ]
+            ).execute()
         accounts = dict(Account.select(Account.number, Account.id).tuples())
         for i in range(0, n_meters, 1000):
-            Meter.insert_many([
-                {"property": prop.id, "account": accounts[f"B{j:06d}"], "kind": "electricity",
-                 "serial": f"M{j:06d}", "address": address_of(j), "status": "active",
-                 "gateway": gateway_of(j), "relay_confirmed": "on",
-                 "last_read_at": start, "last_total": total_of(j)}
-                for j in range(i, min(i + 1000, n_meters))]).execute()
+            Meter.insert_many(
+                [
+                    {
+                        "property": prop.id,
+                        "account": accounts[f"B{j:06d}"],
+                        "kind": "electricity",
+                        "serial": f"M{j:06d}",
+                        "address": address_of(j),
+                        "status": "active",
+                        "gateway": gateway_of(j),
+                        "relay_confirmed": "on",
+                        "last_read_at": start,
+                        "last_total": total_of(j),
+                    }
+                    for j in range(i, min(i + 1000, n_meters))
+                ]
+            ).execute()
     # The opening balances above were written without legs; give them legs so verify is clean.
     from app.domain.ledger import system_account
     from app.models import Entry, Leg
 
     with db.atomic():
         cash = system_account(prop.id, "cash:cash")
-        entry = Entry.create(kind="adjustment", created_at=start, actor="bench", memo="opening balances")
-        balances = {w: balance_of(int(code[len("wallet:B"):])) for code, w in wallets.items()}
-        legs = [{"entry": entry.id, "ledger_account": w, "amount_fen": -b} for w, b in balances.items()]
-        legs.append({"entry": entry.id, "ledger_account": cash.id, "amount_fen": sum(balances.values())})
+        entry = Entry.create(
+            kind="adjustment", created_at=start, actor="bench", memo="opening balances"
+        )
+        balances = {w: balance_of(int(code[len("wallet:B") :])) for code, w in wallets.items()}
+        legs = [
+            {"entry": entry.id, "ledger_account": w, "amount_fen": -b} for w, b in balances.items()
+        ]
+        legs.append(
+            {"entry": entry.id, "ledger_account": cash.id, "amount_fen": sum(balances.values())}
+        )
         for i in range(0, len(legs), 1000):
             Leg.insert_many(legs[i : i + 1000]).execute()
         LedgerAccount.update(balance_fen=LedgerAccount.balance_fen + sum(balances.values())).where(
-            LedgerAccount.id == cash.id).execute()
+            LedgerAccount.id == cash.id
+        ).execute()
     return [m for (m,) in Meter.select(Meter.id).order_by(Meter.id).tuples()]
 
 

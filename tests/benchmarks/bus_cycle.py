@@ -47,14 +47,26 @@ async def main_async(args) -> tuple[float, float]:
     box = {"utc": start}
     n = args.gateways * args.meters
     fresh_database("sqlite")
-    prop = create_property(code="BUS", name="Bus bench", catalog_price=6500, actor=SYSTEM, now=start)
-    gateways = [create_gateway(prop, name=f"GW{g}", host="127.0.0.1", port=20000 + g, actor=SYSTEM, now=start)
-                for g in range(args.gateways)]
+    prop = create_property(
+        code="BUS", name="Bus bench", catalog_price=6500, actor=SYSTEM, now=start
+    )
+    gateways = [
+        create_gateway(
+            prop, name=f"GW{g}", host="127.0.0.1", port=20000 + g, actor=SYSTEM, now=start
+        )
+        for g in range(args.gateways)
+    ]
     low = {j for j in range(n) if j % 5 == 0}  # accounts that will run out in the measured hour
-    make_accounts(n, start, tou_share=0.0, prop=prop,
-                  balance_of=lambda j: 200 if j in low else 100_000,
-                  gateway_of=lambda j: gateways[j // args.meters].id,
-                  address_of=lambda j: f"{j + 1:012d}", total_of=lambda j: 0)
+    make_accounts(
+        n,
+        start,
+        tou_share=0.0,
+        prop=prop,
+        balance_of=lambda j: 200 if j in low else 100_000,
+        gateway_of=lambda j: gateways[j // args.meters].id,
+        address_of=lambda j: f"{j + 1:012d}",
+        total_of=lambda j: 0,
+    )
     meters = list(Meter.select().order_by(Meter.id))
     models: dict[str, MeterModel] = {}
     buses: list[VirtualBus] = []
@@ -64,11 +76,19 @@ async def main_async(args) -> tuple[float, float]:
     for g, gw in enumerate(gateways):
         devices = []
         for m in meters[g * args.meters : (g + 1) * args.meters]:
-            model = MeterModel(address=m.address, total=0, load_w=3600, open_hour=0, close_hour=24,
-                               clock=lambda: box["utc"] + dt.timedelta(hours=8))
+            model = MeterModel(
+                address=m.address,
+                total=0,
+                load_w=3600,
+                open_hour=0,
+                close_hour=24,
+                clock=lambda: box["utc"] + dt.timedelta(hours=8),
+            )
             model.advance()
             models[m.address] = model
-            devices.append(VirtualDlt645Meter(model, m.address, response_delay=args.delay_ms / 1000))
+            devices.append(
+                VirtualDlt645Meter(model, m.address, response_delay=args.delay_ms / 1000)
+            )
         bus = VirtualBus(framer=_serial_framer, devices=devices, baud=args.baud)
         frames[g] = []
 
@@ -84,8 +104,12 @@ async def main_async(args) -> tuple[float, float]:
         Gateway.update(port=port).where(Gateway.id == gw.id).execute()
         buses.append(bus)
 
-    collector = Collector(clock=lambda: box["utc"], local_clock=lambda: box["utc"] + dt.timedelta(hours=8),
-                          timeout=1.0, batch_interval=0.1)
+    collector = Collector(
+        clock=lambda: box["utc"],
+        local_clock=lambda: box["utc"] + dt.timedelta(hours=8),
+        timeout=1.0,
+        batch_interval=0.1,
+    )
     read_at: dict[int, float] = {}
     collector.on_reading = lambda meter_id, reading: read_at.setdefault(meter_id, loop.time())
     delay = args.delay_ms / 1000
@@ -111,8 +135,10 @@ async def main_async(args) -> tuple[float, float]:
         measured = time.perf_counter() - t0
         b = bound()
         results.append((label, measured, b, report))
-        print(f"cycle ({label}): {report.meters_read} meters read, {report.missed} missed, "
-              f"measured {measured:.2f} s, bus bound {b:.2f} s, ratio {measured / b:.3f}")
+        print(
+            f"cycle ({label}): {report.meters_read} meters read, {report.missed} missed, "
+            f"measured {measured:.2f} s, bus bound {b:.2f} s, ratio {measured / b:.3f}"
+        )
 
     # Trip latency: one simulated hour of load empties the low accounts during the next cycle.
     box["utc"] += dt.timedelta(hours=1)
@@ -124,15 +150,27 @@ async def main_async(args) -> tuple[float, float]:
     report = await collector.run_cycle(force=True)
     measured = time.perf_counter() - t0
     low_ids = {m.id: m.address for j, m in enumerate(meters) if j in low}
-    latencies = [trip_at[addr] - read_at[mid] for mid, addr in low_ids.items() if addr in trip_at and mid in read_at]
+    latencies = [
+        trip_at[addr] - read_at[mid]
+        for mid, addr in low_ids.items()
+        if addr in trip_at and mid in read_at
+    ]
     tripped = sum(1 for addr in low_ids.values() if not models[addr].supply_on)
-    print(f"trip cycle: {report.meters_read} meters read in {measured:.2f} s (bound {bound():.2f} s); "
-          f"{tripped}/{len(low_ids)} low accounts tripped, {report.commands_confirmed} commands confirmed")
+    print(
+        f"trip cycle: {report.meters_read} meters read in {measured:.2f} s (bound {bound():.2f} s); "
+        f"{tripped}/{len(low_ids)} low accounts tripped, {report.commands_confirmed} commands confirmed"
+    )
     if len(latencies) != len(low_ids):
         raise SystemExit(f"only {len(latencies)} of {len(low_ids)} trips were observed")
     p50, p99 = statistics.median(latencies), percentile(latencies, 0.99)
-    print(f"trip latency over {len(latencies)} trips: p50 {p50:.3f} s, p99 {p99:.3f} s, max {max(latencies):.3f} s")
-    confirmed = Command.select().where((Command.kind == "relay_off") & (Command.status == "confirmed")).count()
+    print(
+        f"trip latency over {len(latencies)} trips: p50 {p50:.3f} s, p99 {p99:.3f} s, max {max(latencies):.3f} s"
+    )
+    confirmed = (
+        Command.select()
+        .where((Command.kind == "relay_off") & (Command.status == "confirmed"))
+        .count()
+    )
     assert confirmed == len(low_ids), confirmed
     assert verify_ledger().ok
     await collector.close()

@@ -63,7 +63,9 @@ def login(client) -> None:
     client.get("/login")
     with client.session_transaction() as s:
         token = s.get("csrf")
-    r = client.post("/login", data={"username": BENCH_USER, "password": BENCH_PASSWORD, "csrf_token": token})
+    r = client.post(
+        "/login", data={"username": BENCH_USER, "password": BENCH_PASSWORD, "csrf_token": token}
+    )
     assert r.status_code in (302, 303), f"login failed: {r.status_code}"
 
 
@@ -78,13 +80,15 @@ def main() -> None:
     t0 = time.perf_counter()
     path = Path(args.db) if args.db else cached_fixture(meters=args.meters, sample=args.sample)
     print(f"fixture ready in {time.perf_counter() - t0:.1f} s: {path}")
-    app = create_app({
-        "DATABASE_URL": f"sqlite:///{path}",
-        "STATE_DIR": tempfile.mkdtemp(prefix="md-bench-state-"),
-        "SECRET_KEY": "bench",
-        "HUEY_IMMEDIATE": True,
-        "LANGUAGE": "zh_CN",
-    })
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{path}",
+            "STATE_DIR": tempfile.mkdtemp(prefix="md-bench-state-"),
+            "SECRET_KEY": "bench",
+            "HUEY_IMMEDIATE": True,
+            "LANGUAGE": "zh_CN",
+        }
+    )
     client = app.test_client()
     login(client)
     visitor = app.test_client()
@@ -109,8 +113,10 @@ def main() -> None:
         times = timed(client, url, args.requests)
         p95 = p(times, 0.95)
         worst = max(worst, p95)
-        print(f"{name:32s} p50 {p(times, 0.5):7.1f} ms  p95 {p95:7.1f} ms  "
-              f"x{p95 / base_p95:5.1f} baseline  {'OK' if p95 <= TARGET_MS else 'SLOW'}  {url}")
+        print(
+            f"{name:32s} p50 {p(times, 0.5):7.1f} ms  p95 {p95:7.1f} ms  "
+            f"x{p95 / base_p95:5.1f} baseline  {'OK' if p95 <= TARGET_MS else 'SLOW'}  {url}"
+        )
     print(f"RESULT console_p95 {worst:.1f} ms target <= {TARGET_MS}")
 
 

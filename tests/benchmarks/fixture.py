@@ -129,8 +129,16 @@ def _balance_for(status: str, rng: random.Random) -> int:
     }[status]()
 
 
-def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, days: int = 365,
-                  now: dt.datetime | None = None, seed: int = 7, verbose: bool = True) -> Path:
+def build_fixture(
+    path: str | Path,
+    *,
+    meters: int = 10_000,
+    sample: int = 100,
+    days: int = 365,
+    now: dt.datetime | None = None,
+    seed: int = 7,
+    verbose: bool = True,
+) -> Path:
     """Build the benchmark site into a new SQLite file at ``path``; returns the path."""
     path = Path(path)
     for suffix in ("", "-wal", "-shm"):
@@ -151,13 +159,36 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
     init_db(f"sqlite:///{path}")
     db.connect()
     upgrade()
-    prop = create_property(code="BENCH", name="Benchmark Plaza", catalog_price=6500, water_catalog_price=60000,
-                           service_fee_bp=300, actor=SYSTEM, now=start)
+    prop = create_property(
+        code="BENCH",
+        name="Benchmark Plaza",
+        catalog_price=6500,
+        water_catalog_price=60000,
+        service_fee_bp=300,
+        actor=SYSTEM,
+        now=start,
+    )
     system = ensure_system_accounts(prop)
-    elec_tariff = create_tariff(prop, name="flat", utility="electricity", kind="flat", spec={"price": 7000},
-                                effective_from=start - dt.timedelta(days=30), actor=SYSTEM, now=start)
-    water_tariff = create_tariff(prop, name="water", utility="water", kind="flat", spec={"price": 50000},
-                                 effective_from=start - dt.timedelta(days=30), actor=SYSTEM, now=start)
+    elec_tariff = create_tariff(
+        prop,
+        name="flat",
+        utility="electricity",
+        kind="flat",
+        spec={"price": 7000},
+        effective_from=start - dt.timedelta(days=30),
+        actor=SYSTEM,
+        now=start,
+    )
+    water_tariff = create_tariff(
+        prop,
+        name="water",
+        utility="water",
+        kind="flat",
+        spec={"price": 50000},
+        effective_from=start - dt.timedelta(days=30),
+        actor=SYSTEM,
+        now=start,
+    )
     create_user(BENCH_USER, BENCH_PASSWORD, "admin", actor=SYSTEM, now=start)
     db.obj.execute_sql("PRAGMA synchronous = OFF")
 
@@ -165,10 +196,17 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
     n_accounts = meters - n_water
     with db.atomic():
         # The site tree.
-        _insert("building", ("property_id", "name"), [(prop.id, f"B{b + 1:02d}") for b in range(BUILDINGS)])
+        _insert(
+            "building",
+            ("property_id", "name"),
+            [(prop.id, f"B{b + 1:02d}") for b in range(BUILDINGS)],
+        )
         buildings = _ids(f"SELECT id FROM building WHERE property_id = {prop.id} ORDER BY id")
-        _insert("floor", ("building_id", "name", "level"),
-                [(b, f"{f + 1}F", f + 1) for b in buildings for f in range(FLOORS)])
+        _insert(
+            "floor",
+            ("building_id", "name", "level"),
+            [(b, f"{f + 1}F", f + 1) for b in buildings for f in range(FLOORS)],
+        )
         floors = _ids("SELECT id FROM floor ORDER BY id")
         rooms_needed = n_accounts
         per_floor = max(ROOMS_PER_FLOOR, -(-rooms_needed // len(floors)))
@@ -177,33 +215,116 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
             for r in range(per_floor):
                 if len(room_rows) < rooms_needed:
                     b, fl = divmod(i, FLOORS)
-                    room_rows.append((f, f"{b + 1:02d}-{fl + 1:02d}{r + 1:02d}", rng.randint(2_000, 20_000) * 100))
+                    room_rows.append(
+                        (
+                            f,
+                            f"{b + 1:02d}-{fl + 1:02d}{r + 1:02d}",
+                            rng.randint(2_000, 20_000) * 100,
+                        )
+                    )
         _insert("room", ("floor_id", "number", "area_cm2"), room_rows)
         rooms = _ids("SELECT id FROM room ORDER BY id")
-        _insert("gateway", ("property_id", "name", "host", "port", "baud", "parity", "timeout_ms", "enabled",
-                            "transport", "created_at", "online", "frames_ok", "frames_bad", "timeouts"),
-                [(prop.id, f"GW{g + 1:03d}", f"10.0.{g // 250}.{g % 250 + 1}", 4001, 9600, "E", 1000, 1,
-                  "serial", _ts(start), 0 if g % 67 == 5 else 1, 1_000_000, rng.randint(0, 50),
-                  rng.randint(0, 200)) for g in range(GATEWAYS)])
+        _insert(
+            "gateway",
+            (
+                "property_id",
+                "name",
+                "host",
+                "port",
+                "baud",
+                "parity",
+                "timeout_ms",
+                "enabled",
+                "transport",
+                "created_at",
+                "online",
+                "frames_ok",
+                "frames_bad",
+                "timeouts",
+            ),
+            [
+                (
+                    prop.id,
+                    f"GW{g + 1:03d}",
+                    f"10.0.{g // 250}.{g % 250 + 1}",
+                    4001,
+                    9600,
+                    "E",
+                    1000,
+                    1,
+                    "serial",
+                    _ts(start),
+                    0 if g % 67 == 5 else 1,
+                    1_000_000,
+                    rng.randint(0, 50),
+                    rng.randint(0, 200),
+                )
+                for g in range(GATEWAYS)
+            ],
+        )
         gateways = _ids("SELECT id FROM gateway ORDER BY id")
         say(f"{len(rooms)} rooms, {len(gateways)} gateways")
 
         # Tenants, wallets, accounts.
-        _insert("tenant", ("property_id", "name", "phones", "contact", "note", "created_at"),
-                [(prop.id, f"商户{j + 1:05d}", f"1380{j:07d}", "", "", _ts(start)) for j in range(n_accounts)])
+        _insert(
+            "tenant",
+            ("property_id", "name", "phones", "contact", "note", "created_at"),
+            [
+                (prop.id, f"商户{j + 1:05d}", f"1380{j:07d}", "", "", _ts(start))
+                for j in range(n_accounts)
+            ],
+        )
         tenants = _ids(f"SELECT id FROM tenant WHERE property_id = {prop.id} ORDER BY id")
         statuses = [_status_of(rng) for _ in range(n_accounts)]
         balances = [_balance_for(s, rng) for s in statuses]
-        _insert("ledger_account", ("property_id", "code", "name", "kind", "normal", "balance_fen"),
-                [(prop.id, f"wallet:A{j:06d}", "", "liability", -1, balances[j]) for j in range(n_accounts)])
-        wallets = _ids(f"SELECT id FROM ledger_account WHERE code LIKE 'wallet:A%' AND property_id = {prop.id} "
-                       "ORDER BY code")
-        _insert("account", ("property_id", "tenant_id", "room_id", "number", "status", "alarm1_fen", "alarm2_fen",
-                            "credit_limit_fen", "tariff_electricity_id", "tariff_water_id", "wallet_id",
-                            "opened_at", "status_changed_at"),
-                [(prop.id, tenants[j], rooms[j], f"A{j:06d}", statuses[j], 5000, 2000, 0, elec_tariff.id,
-                  water_tariff.id, wallets[j], None if statuses[j] == "not_opened" else _ts(start), _ts(start))
-                 for j in range(n_accounts)])
+        _insert(
+            "ledger_account",
+            ("property_id", "code", "name", "kind", "normal", "balance_fen"),
+            [
+                (prop.id, f"wallet:A{j:06d}", "", "liability", -1, balances[j])
+                for j in range(n_accounts)
+            ],
+        )
+        wallets = _ids(
+            f"SELECT id FROM ledger_account WHERE code LIKE 'wallet:A%' AND property_id = {prop.id} "
+            "ORDER BY code"
+        )
+        _insert(
+            "account",
+            (
+                "property_id",
+                "tenant_id",
+                "room_id",
+                "number",
+                "status",
+                "alarm1_fen",
+                "alarm2_fen",
+                "credit_limit_fen",
+                "tariff_electricity_id",
+                "tariff_water_id",
+                "wallet_id",
+                "opened_at",
+                "status_changed_at",
+            ),
+            [
+                (
+                    prop.id,
+                    tenants[j],
+                    rooms[j],
+                    f"A{j:06d}",
+                    statuses[j],
+                    5000,
+                    2000,
+                    0,
+                    elec_tariff.id,
+                    water_tariff.id,
+                    wallets[j],
+                    None if statuses[j] == "not_opened" else _ts(start),
+                    _ts(start),
+                )
+                for j in range(n_accounts)
+            ],
+        )
         accounts = _ids("SELECT id FROM account ORDER BY number")
         say(f"{n_accounts} accounts")
 
@@ -215,24 +336,68 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
             acct_j = j if kind == "electricity" else (j - n_accounts) * 4 % n_accounts
             opened = statuses[acct_j] != "not_opened"
             kinds.append((kind, acct_j))
-            meter_rows.append((
-                prop.id, accounts[acct_j] if opened else None, rooms[acct_j], kind,
-                f"{'E' if kind == 'electricity' else 'W'}{j:07d}",
-                "dlt645-2007" if kind == "electricity" else "cjt188", f"{j:012d}", gateways[j % len(gateways)],
-                1, 100_000_000, "platform", "active" if opened else "stock",
-                "off" if statuses[acct_j] == "arrears" else "on",
-                0 if rng.random() < 0.03 else 1, _ts(start), "{}", 0, 0, 0, 0, "tenant", 100_000 if kind == "electricity" else 5_000,
-            ))
-        _insert("meter", ("property_id", "account_id", "room_id", "kind", "serial", "protocol", "address",
-                          "gateway_id", "multiplier", "register_modulus", "prepaid_mode", "status",
-                          "relay_desired", "online", "installed_at", "capabilities", "carry", "month_key",
-                          "month_units", "missed_polls", "poll_class", "max_rate"), meter_rows)
+            meter_rows.append(
+                (
+                    prop.id,
+                    accounts[acct_j] if opened else None,
+                    rooms[acct_j],
+                    kind,
+                    f"{'E' if kind == 'electricity' else 'W'}{j:07d}",
+                    "dlt645-2007" if kind == "electricity" else "cjt188",
+                    f"{j:012d}",
+                    gateways[j % len(gateways)],
+                    1,
+                    100_000_000,
+                    "platform",
+                    "active" if opened else "stock",
+                    "off" if statuses[acct_j] == "arrears" else "on",
+                    0 if rng.random() < 0.03 else 1,
+                    _ts(start),
+                    "{}",
+                    0,
+                    0,
+                    0,
+                    0,
+                    "tenant",
+                    100_000 if kind == "electricity" else 5_000,
+                )
+            )
+        _insert(
+            "meter",
+            (
+                "property_id",
+                "account_id",
+                "room_id",
+                "kind",
+                "serial",
+                "protocol",
+                "address",
+                "gateway_id",
+                "multiplier",
+                "register_modulus",
+                "prepaid_mode",
+                "status",
+                "relay_desired",
+                "online",
+                "installed_at",
+                "capabilities",
+                "carry",
+                "month_key",
+                "month_units",
+                "missed_polls",
+                "poll_class",
+                "max_rate",
+            ),
+            meter_rows,
+        )
         meter_ids = _ids("SELECT id FROM meter ORDER BY serial")  # E... before W..., in j order
         say(f"{meters} meters")
 
         # Usage: a year of daily rollups for every meter, 15-minute readings for a sample.
         elec_sample = set(range(0, n_accounts, max(n_accounts // max(sample * 4 // 5, 1), 1)))
-        water_sample = set(range(n_accounts, meters, max(n_water // max(sample - len(elec_sample), 1), 1)))
+        water_sample = set(
+            range(n_accounts, meters, max(n_water // max(sample - len(elec_sample), 1), 1))
+        )
         sampled = sorted(elec_sample | water_sample)[:sample]
         slots = [start + dt.timedelta(minutes=15 * k) for k in range(1, days * 96 + 1)]
         slot_ts = [_ts(s) for s in slots]
@@ -253,7 +418,10 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
                 acc = site_days.setdefault((d, kind), [0, 0])
                 acc[0] += u
                 acc[1] += c
-            month_rows.extend((mid, month, kind, u, c) for month, (mid, kind, u, c) in months.items())
+            month_rows.extend(
+                (mid, month, kind, u, c) for month, (mid, kind, u, c) in months.items()
+            )
+
         created = _ts(now)
         for j in sampled:
             kind, _acct = kinds[j]
@@ -270,9 +438,25 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
                 acc = per_day.setdefault(day, [0, 0])
                 acc[0] += units
                 acc[1] += charge
-            _insert("reading", ("meter_id", "read_at", "total", "status", "consumption", "charge_fen",
-                                "rate_units", "source", "note", "created_at"), rows)
-            day_rows = [(mid, d, kind, u, c) for d, (u, c) in sorted(per_day.items()) if d >= day_names[0]]
+            _insert(
+                "reading",
+                (
+                    "meter_id",
+                    "read_at",
+                    "total",
+                    "status",
+                    "consumption",
+                    "charge_fen",
+                    "rate_units",
+                    "source",
+                    "note",
+                    "created_at",
+                ),
+                rows,
+            )
+            day_rows = [
+                (mid, d, kind, u, c) for d, (u, c) in sorted(per_day.items()) if d >= day_names[0]
+            ]
             _insert("daily_usage", ("meter_id", "day", "utility", "units", "charge_fen"), day_rows)
             add_up(day_rows)
             state_rows.append((slot_ts[-1], total, mid))
@@ -286,7 +470,11 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
                 continue
             kind, _acct = kinds[j]
             mid = meter_ids[j]
-            scale = rng.choice((200, 800, 2_500, 8_000)) if kind == "electricity" else rng.choice((100, 400, 1_500))
+            scale = (
+                rng.choice((200, 800, 2_500, 8_000))
+                if kind == "electricity"
+                else rng.choice((100, 400, 1_500))
+            )
             meter_days = []
             for d in day_names:
                 units = rng.randint(0, scale)
@@ -295,19 +483,56 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
             usage_rows += meter_days
             add_up(meter_days)
             total = rng.randint(100_000, 5_000_000)
-            latest.append((mid, slot_ts[-1], total, "accepted", rng.randint(0, 60), 0, "", "bench", "", created))
+            latest.append(
+                (
+                    mid,
+                    slot_ts[-1],
+                    total,
+                    "accepted",
+                    rng.randint(0, 60),
+                    0,
+                    "",
+                    "bench",
+                    "",
+                    created,
+                )
+            )
             state_rows.append((slot_ts[-1], total, mid))
             if len(usage_rows) >= 200_000:
-                _insert("daily_usage", ("meter_id", "day", "utility", "units", "charge_fen"), usage_rows)
+                _insert(
+                    "daily_usage", ("meter_id", "day", "utility", "units", "charge_fen"), usage_rows
+                )
                 usage_rows = []
         _insert("daily_usage", ("meter_id", "day", "utility", "units", "charge_fen"), usage_rows)
-        _insert("monthly_usage", ("meter_id", "month", "utility", "units", "charge_fen"), month_rows)
-        _insert("site_daily_usage", ("property_id", "day", "utility", "units", "charge_fen"),
-                [(prop.id, d, kind, u, c) for (d, kind), (u, c) in sorted(site_days.items())])
-        _insert("reading", ("meter_id", "read_at", "total", "status", "consumption", "charge_fen",
-                            "rate_units", "source", "note", "created_at"), latest)
-        _many('UPDATE "meter" SET "last_read_at" = ?, "last_total" = ?, "last_seen_at" = "installed_at" '
-              'WHERE "id" = ?', state_rows)
+        _insert(
+            "monthly_usage", ("meter_id", "month", "utility", "units", "charge_fen"), month_rows
+        )
+        _insert(
+            "site_daily_usage",
+            ("property_id", "day", "utility", "units", "charge_fen"),
+            [(prop.id, d, kind, u, c) for (d, kind), (u, c) in sorted(site_days.items())],
+        )
+        _insert(
+            "reading",
+            (
+                "meter_id",
+                "read_at",
+                "total",
+                "status",
+                "consumption",
+                "charge_fen",
+                "rate_units",
+                "source",
+                "note",
+                "created_at",
+            ),
+            latest,
+        )
+        _many(
+            'UPDATE "meter" SET "last_read_at" = ?, "last_total" = ?, "last_seen_at" = "installed_at" '
+            'WHERE "id" = ?',
+            state_rows,
+        )
         say(f"{days} days of rollups for {meters} meters, latest reading for every meter")
 
         # Sales (with their ledger entries) and the opening adjustment that makes balances add up.
@@ -329,11 +554,31 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
             fee = amount * 300 // 10000
             net = amount - fee
             entries.append((eid, "sale", _ts(at), "bench", "", f"bench-sale-{k}"))
-            legs += [(eid, system[f"cash:{method}"].id, amount), (eid, wallets[j], -net),
-                     (eid, system["revenue:service_fee"].id, -fee)]
+            legs += [
+                (eid, system[f"cash:{method}"].id, amount),
+                (eid, wallets[j], -net),
+                (eid, system["revenue:service_fee"].id, -fee),
+            ]
             reversed_at = at + dt.timedelta(minutes=30) if k % 97 == 0 else None
-            sales.append((prop.id, accounts[j], "electricity", method, amount, fee, net, 300, f"bench-sale-{k}",
-                          f"R{k:08d}", eid, "bench", _ts(at), 0, _ts(reversed_at) if reversed_at else None))
+            sales.append(
+                (
+                    prop.id,
+                    accounts[j],
+                    "electricity",
+                    method,
+                    amount,
+                    fee,
+                    net,
+                    300,
+                    f"bench-sale-{k}",
+                    f"R{k:08d}",
+                    eid,
+                    "bench",
+                    _ts(at),
+                    0,
+                    _ts(reversed_at) if reversed_at else None,
+                )
+            )
             net_in[j] += net
         n_sales = len(sales)
         reversals = [s for s in sales if s[-1]]
@@ -347,17 +592,49 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
         acct_index = {a: j for j, a in enumerate(accounts)}
         for s in reversals:
             net_in[acct_index[s[1]]] -= s[6]
-        _insert("sale", ("property_id", "account_id", "utility", "method", "amount_fen", "fee_fen", "net_fen",
-                         "fee_bp", "idempotency_key", "receipt_no", "entry_id", "operator", "created_at",
-                         "balance_after_fen", "reversed_at"), sales)
-        _many('UPDATE "sale" SET "reversal_entry_id" = ?, "reversed_by" = \'bench\', '
-              '"reverse_reason" = \'benchmark\' WHERE "entry_id" = ?',
-              [(rev, orig) for orig, rev in reversal_ids.items()])
+        _insert(
+            "sale",
+            (
+                "property_id",
+                "account_id",
+                "utility",
+                "method",
+                "amount_fen",
+                "fee_fen",
+                "net_fen",
+                "fee_bp",
+                "idempotency_key",
+                "receipt_no",
+                "entry_id",
+                "operator",
+                "created_at",
+                "balance_after_fen",
+                "reversed_at",
+            ),
+            sales,
+        )
+        _many(
+            'UPDATE "sale" SET "reversal_entry_id" = ?, "reversed_by" = \'bench\', '
+            '"reverse_reason" = \'benchmark\' WHERE "entry_id" = ?',
+            [(rev, orig) for orig, rev in reversal_ids.items()],
+        )
         # Opening adjustment: each wallet ends at its balance; what is not explained by sales
         # was consumed (electricity revenue).
         eid = max_entry + 1 + len(entries)
-        _insert("entry", ("id", "kind", "created_at", "actor", "memo", "idempotency_key"),
-                [(eid, "adjustment", _ts(start), "bench", "opening balances and consumption", "bench-opening")])
+        _insert(
+            "entry",
+            ("id", "kind", "created_at", "actor", "memo", "idempotency_key"),
+            [
+                (
+                    eid,
+                    "adjustment",
+                    _ts(start),
+                    "bench",
+                    "opening balances and consumption",
+                    "bench-opening",
+                )
+            ],
+        )
         consumed = 0
         for j in range(n_accounts):
             leg = -(balances[j] - net_in[j])
@@ -368,7 +645,8 @@ def build_fixture(path: str | Path, *, meters: int = 10_000, sample: int = 100, 
         _insert("leg", ("entry_id", "ledger_account_id", "amount_fen"), legs)
         db.obj.execute_sql(
             'UPDATE "ledger_account" SET "balance_fen" = "normal" * COALESCE((SELECT SUM("amount_fen") FROM "leg" '
-            'WHERE "leg"."ledger_account_id" = "ledger_account"."id"), 0) WHERE "code" NOT LIKE \'wallet:%\'')
+            'WHERE "leg"."ledger_account_id" = "ledger_account"."id"), 0) WHERE "code" NOT LIKE \'wallet:%\''
+        )
         say(f"{n_sales} sales ({len(reversals)} reversed), {len(legs)} ledger legs")
     db.obj.execute_sql("ANALYZE")
     db.obj.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -384,12 +662,16 @@ def _state_dir() -> Path:
     return state if state.is_absolute() else ROOT / state
 
 
-def cached_fixture(*, meters: int = 10_000, sample: int = 100, days: int = 365, verbose: bool = True) -> Path:
+def cached_fixture(
+    *, meters: int = 10_000, sample: int = 100, days: int = 365, verbose: bool = True
+) -> Path:
     """The fixture file for these parameters, built on first use (per UTC day) and kept under
     ``<STATE_DIR>/bench/``."""
     migrations = sorted(p.name for p in MIGRATIONS_DIR.glob("*.py"))
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    key = hashlib.sha256(repr((FIXTURE_VERSION, meters, sample, days, migrations, today)).encode()).hexdigest()[:12]
+    key = hashlib.sha256(
+        repr((FIXTURE_VERSION, meters, sample, days, migrations, today)).encode()
+    ).hexdigest()[:12]
     folder = _state_dir() / "bench"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"console-{meters}-{key}.db"
@@ -407,9 +689,13 @@ def cached_fixture(*, meters: int = 10_000, sample: int = 100, days: int = 365, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--db", help="Write the site to this SQLite file (default: the cached file)")
+    parser.add_argument(
+        "--db", help="Write the site to this SQLite file (default: the cached file)"
+    )
     parser.add_argument("--meters", type=int, default=10_000)
-    parser.add_argument("--sample", type=int, default=100, help="meters with a full year of 15-minute readings")
+    parser.add_argument(
+        "--sample", type=int, default=100, help="meters with a full year of 15-minute readings"
+    )
     parser.add_argument("--days", type=int, default=365)
     args = parser.parse_args()
     if args.db:

@@ -136,11 +136,25 @@ def main() -> None:
 
     fresh_database("sqlite")
     now = dt.datetime(2026, 11, 2, 4, 0)
-    prop = create_property(code="BENCH", name="Bench", catalog_price=6500, water_catalog_price=60000,
-                           actor=SYSTEM, now=now)
+    prop = create_property(
+        code="BENCH",
+        name="Bench",
+        catalog_price=6500,
+        water_catalog_price=60000,
+        actor=SYSTEM,
+        now=now,
+    )
     for name, utility, price in (("flat", "electricity", 7000), ("water", "water", 50000)):
-        create_tariff(prop, name=name, utility=utility, kind="flat", spec={"price": price},
-                      effective_from=now - dt.timedelta(days=30), actor=SYSTEM, now=now)
+        create_tariff(
+            prop,
+            name=name,
+            utility=utility,
+            kind="flat",
+            spec={"price": price},
+            effective_from=now - dt.timedelta(days=30),
+            actor=SYSTEM,
+            now=now,
+        )
 
     gw_data = workbook(
         GATEWAY_COLUMNS,
@@ -153,8 +167,10 @@ def main() -> None:
     t0 = time.perf_counter()
     data = workbook(METER_COLUMNS, meter_rows(args.rows, 0, "A", args.gateways))
     build_s = time.perf_counter() - t0
-    print(f"workbook: {args.rows} meter rows, {len(data) / 1e6:.1f} MB, built in {build_s:.1f} s; "
-          f"{n_gw} gateways imported in {gw_s:.2f} s")
+    print(
+        f"workbook: {args.rows} meter rows, {len(data) / 1e6:.1f} MB, built in {build_s:.1f} s; "
+        f"{n_gw} gateways imported in {gw_s:.2f} s"
+    )
 
     t0 = time.perf_counter()
     rows = parse_workbook(data, "meters")
@@ -163,8 +179,10 @@ def main() -> None:
     plan = validate_meters(prop, rows, create_rooms=True)
     validate_s = time.perf_counter() - t0
     assert plan.ok, plan.errors[:3]
-    print(f"preview:  parse {parse_s:.2f} s + validate {validate_s:.2f} s = "
-          f"{parse_s + validate_s:.2f} s ({plan.new_rooms} new rooms)")
+    print(
+        f"preview:  parse {parse_s:.2f} s + validate {validate_s:.2f} s = "
+        f"{parse_s + validate_s:.2f} s ({plan.new_rooms} new rooms)"
+    )
 
     audits_before = AuditLog.select().count()
     t0 = time.perf_counter()
@@ -175,19 +193,24 @@ def main() -> None:
     assert Meter.select().where(Meter.tariff.is_null()).count() == 0
     audits = AuditLog.select().count() - audits_before
     assert audits == 2 * args.rows + plan.new_rooms + 1, audits
-    print(f"confirm:  parse + import {confirm_s:.2f} s = {n / confirm_s:,.0f} rows/s "
-          f"({audits} audit rows)")
+    print(
+        f"confirm:  parse + import {confirm_s:.2f} s = {n / confirm_s:,.0f} rows/s "
+        f"({audits} audit rows)"
+    )
 
     # The former per-row path, on rows of the same shape in another building range.
-    sample = parse_workbook(workbook(METER_COLUMNS, meter_rows(args.sample, args.rows, "Z", args.gateways)),
-                            "meters")
+    sample = parse_workbook(
+        workbook(METER_COLUMNS, meter_rows(args.sample, args.rows, "Z", args.gateways)), "meters"
+    )
     t0 = time.perf_counter()
     assert old_per_row_import(prop, sample, now=now) == args.sample
     old_s = time.perf_counter() - t0
     per_row_ms = old_s / args.sample * 1000
     old_total = parse_s + old_s / args.sample * args.rows
-    print(f"per-row:  {args.sample} rows in {old_s:.2f} s = {args.sample / old_s:,.0f} rows/s "
-          f"({per_row_ms:.2f} ms a row); {args.rows} rows extrapolated with the parse: {old_total:.1f} s")
+    print(
+        f"per-row:  {args.sample} rows in {old_s:.2f} s = {args.sample / old_s:,.0f} rows/s "
+        f"({per_row_ms:.2f} ms a row); {args.rows} rows extrapolated with the parse: {old_total:.1f} s"
+    )
     print(f"ratio per-row / set-based confirm: {old_total / confirm_s:.1f}x")
     db.close()
     print(f"RESULT import_20k_seconds {confirm_s:.2f} s target <= {TARGET_S}")

@@ -80,26 +80,64 @@ def run(kind: str, meters: int, rounds: int, batch_size: int) -> float:
     for at, rows in data:
         for i in range(0, len(rows), batch_size):
             with write_tx():
-                RawReading.insert_many([
-                    {"meter_id": r.meter_id, "read_at": r.read_at, "total": r.total, "t1": r.t1, "t2": r.t2,
-                     "t3": r.t3, "t4": r.t4, "status": "raw", "consumption": 0, "charge_fen": 0,
-                     "rate_units": "", "entry_id": None, "source": r.source, "note": "", "created_at": at}
-                    for r in rows[i : i + batch_size]
-                ]).execute()
+                RawReading.insert_many(
+                    [
+                        {
+                            "meter_id": r.meter_id,
+                            "read_at": r.read_at,
+                            "total": r.total,
+                            "t1": r.t1,
+                            "t2": r.t2,
+                            "t3": r.t3,
+                            "t4": r.t4,
+                            "status": "raw",
+                            "consumption": 0,
+                            "charge_fen": 0,
+                            "rate_units": "",
+                            "entry_id": None,
+                            "source": r.source,
+                            "note": "",
+                            "created_at": at,
+                        }
+                        for r in rows[i : i + batch_size]
+                    ]
+                ).execute()
     raw_s = time.perf_counter() - t0
     RawReading.delete().execute()
 
     mark = "?" if kind == "sqlite" else "%s"
-    sql = (f"INSERT INTO bench_raw_reading (meter_id, read_at, total, t1, t2, t3, t4, status, consumption, "
-           f"charge_fen, rate_units, entry_id, source, note, created_at) VALUES ({', '.join([mark] * 15)})")
+    sql = (
+        f"INSERT INTO bench_raw_reading (meter_id, read_at, total, t1, t2, t3, t4, status, consumption, "
+        f"charge_fen, rate_units, entry_id, source, note, created_at) VALUES ({', '.join([mark] * 15)})"
+    )
     t0 = time.perf_counter()
     for at, rows in data:
         stamp = str(at)
         for i in range(0, len(rows), batch_size):
             with write_tx():
-                db.cursor().executemany(sql, [
-                    (r.meter_id, str(r.read_at), r.total, r.t1, r.t2, r.t3, r.t4, "raw", 0, 0, "", None, r.source,
-                     "", stamp) for r in rows[i : i + batch_size]])
+                db.cursor().executemany(
+                    sql,
+                    [
+                        (
+                            r.meter_id,
+                            str(r.read_at),
+                            r.total,
+                            r.t1,
+                            r.t2,
+                            r.t3,
+                            r.t4,
+                            "raw",
+                            0,
+                            0,
+                            "",
+                            None,
+                            r.source,
+                            "",
+                            stamp,
+                        )
+                        for r in rows[i : i + batch_size]
+                    ],
+                )
     driver_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -116,9 +154,13 @@ def run(kind: str, meters: int, rounds: int, batch_size: int) -> float:
     ratio = md_rate / raw_rate
     print(f"[{kind}] {meters} meters x {rounds} rounds = {total} readings, batches of {batch_size}")
     print(f"[{kind}] raw insert:      {raw_rate:10.0f} rows/s ({raw_s:.2f} s)")
-    print(f"[{kind}] driver insert:   {total / driver_s:10.0f} rows/s ({driver_s:.2f} s), "
-          f"meterdesk/driver {driver_s / md_s:.3f} (information)")
-    print(f"[{kind}] meterdesk rated: {md_rate:10.0f} readings/s ({md_s:.2f} s), charged {charged} fen")
+    print(
+        f"[{kind}] driver insert:   {total / driver_s:10.0f} rows/s ({driver_s:.2f} s), "
+        f"meterdesk/driver {driver_s / md_s:.3f} (information)"
+    )
+    print(
+        f"[{kind}] meterdesk rated: {md_rate:10.0f} readings/s ({md_s:.2f} s), charged {charged} fen"
+    )
     print(f"[{kind}] ratio meterdesk/raw: {ratio:.3f}; ledger verify: OK")
     db.close()
     return ratio
@@ -129,7 +171,9 @@ def main() -> None:
     parser.add_argument("--meters", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=2000)
-    parser.add_argument("--mysql", action="store_true", help="also measure on MariaDB (MD_BENCH_MYSQL_URL)")
+    parser.add_argument(
+        "--mysql", action="store_true", help="also measure on MariaDB (MD_BENCH_MYSQL_URL)"
+    )
     args = parser.parse_args()
     mysql_ratio = run("mysql", args.meters, args.rounds, args.batch) if args.mysql else None
     ratio = run("sqlite", args.meters, args.rounds, args.batch)

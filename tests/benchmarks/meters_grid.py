@@ -28,7 +28,7 @@ from app.domain.users import create_user  # noqa: E402
 from app.models import Account, Building, Floor, Meter, Room  # noqa: E402
 
 N = 10_000
-RUNS = int(os.environ.get('RUNS', '40'))
+RUNS = int(os.environ.get("RUNS", "40"))
 
 
 def _site(start: dt.datetime) -> None:
@@ -37,9 +37,13 @@ def _site(start: dt.datetime) -> None:
     with db.atomic():
         Building.insert_many([{"property": prop_id, "name": f"B{b}"} for b in range(10)]).execute()
         buildings = [b for (b,) in Building.select(Building.id).order_by(Building.id).tuples()]
-        Floor.insert_many([{"building": b, "name": f"F{f}", "level": f} for b in buildings for f in range(10)]).execute()
+        Floor.insert_many(
+            [{"building": b, "name": f"F{f}", "level": f} for b in buildings for f in range(10)]
+        ).execute()
         floors = [f for (f,) in Floor.select(Floor.id).order_by(Floor.id).tuples()]
-        rooms = [{"floor": f, "number": f"{i:03d}"} for f in floors for i in range(N // len(floors))]
+        rooms = [
+            {"floor": f, "number": f"{i:03d}"} for f in floors for i in range(N // len(floors))
+        ]
         for i in range(0, len(rooms), 1000):
             Room.insert_many(rooms[i : i + 1000]).execute()
         room_ids = [r for (r,) in Room.select(Room.id).order_by(Room.id).tuples()]
@@ -79,7 +83,9 @@ def main() -> None:
     client.get("/login")
     with client.session_transaction() as s:
         token = s["csrf"]
-    client.post("/login", data={"username": "bench", "password": "password123", "csrf_token": token})
+    client.post(
+        "/login", data={"username": "bench", "password": "password123", "csrf_token": token}
+    )
     cases = {
         "first page": "/meters",
         "page 150 (offset 7450)": "/meters?page=150",
@@ -100,7 +106,9 @@ def main() -> None:
     with app.app_context(), db.connection_context():
         t0 = time.perf_counter()
         ids = matching_ids(GridFilter(status="opened"), now=start)
-        print(f"  select all matching (opened): {len(ids)} ids in {(time.perf_counter() - t0) * 1000:.1f} ms")
+        print(
+            f"  select all matching (opened): {len(ids)} ids in {(time.perf_counter() - t0) * 1000:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ def csrf(client):
 
 def login(client, username, password=PASSWORD):
     client.get("/login")
-    r = client.post("/login", data={"username": username, "password": password, "csrf_token": csrf(client)})
+    r = client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": csrf(client)}
+    )
     client.get("/login")  # a fresh session gets its CSRF token on the next page
     return r
 

@@ -12,7 +12,13 @@ def _row(actor, action, at, **detail):
 
 
 def test_audit_page_is_for_admins_and_managers_only(client, staff):
-    for role, code in (("admin", 200), ("manager", 200), ("cashier", 403), ("electrician", 403), ("viewer", 403)):
+    for role, code in (
+        ("admin", 200),
+        ("manager", 200),
+        ("cashier", 403),
+        ("electrician", 403),
+        ("viewer", 403),
+    ):
         login(client, role)
         assert client.get("/audit").status_code == code, role
         post(client, "/logout")
@@ -20,7 +26,14 @@ def test_audit_page_is_for_admins_and_managers_only(client, staff):
 
 def test_audit_page_lists_newest_first_with_readable_detail(client, staff, site, now):
     acct, _ = site.account()
-    sell(acct, amount_fen=1000, method="cash", idempotency_key="a1", actor=SYSTEM, now=now + dt.timedelta(hours=1))
+    sell(
+        acct,
+        amount_fen=1000,
+        method="cash",
+        idempotency_key="a1",
+        actor=SYSTEM,
+        now=now + dt.timedelta(hours=1),
+    )
     login(client, "admin")
     page = client.get("/audit").text
     assert page.index("sale.create") < page.index("account.open")  # newest first
@@ -72,7 +85,14 @@ def test_keep_power_running_out_is_audited(app, site, now):
     from app.domain.accounts import expire_keep_power, set_keep_power
 
     _, meters = site.account()
-    set_keep_power(meters[0], on=True, reason="hospital", until=now + dt.timedelta(hours=1), actor=SYSTEM, now=now)
+    set_keep_power(
+        meters[0],
+        on=True,
+        reason="hospital",
+        until=now + dt.timedelta(hours=1),
+        actor=SYSTEM,
+        now=now,
+    )
     assert expire_keep_power(now=now + dt.timedelta(hours=2)) == 1
     row = AuditLog.get(AuditLog.action == "meter.keep_power_expired")
     assert (row.actor, row.object_type, row.object_id) == ("system", "meter", str(meters[0].id))

@@ -15,30 +15,45 @@ from tests.factories import make_site
 def _rows(response) -> str:
     assert response.status_code == 200, response.status_code
     wb = load_workbook(io.BytesIO(response.data), read_only=True)
-    return "\n".join(" ".join(str(c) for c in row if c is not None) for ws in wb for row in ws.iter_rows(values_only=True))
+    return "\n".join(
+        " ".join(str(c) for c in row if c is not None)
+        for ws in wb
+        for row in ws.iter_rows(values_only=True)
+    )
 
 
-def test_a_manager_of_one_property_sees_only_its_tenants_site_tariffs_and_exports(client, site, now):
+def test_a_manager_of_one_property_sees_only_its_tenants_site_tariffs_and_exports(
+    client, site, now
+):
     other = make_site(now, code="P2")
     mine, (my_meter,) = site.account()
     theirs, (their_meter,) = other.account()
     sell(mine, amount_fen=1000, method="cash", idempotency_key="m", actor=SYSTEM, now=now)
     sell(theirs, amount_fen=2000, method="cash", idempotency_key="t", actor=SYSTEM, now=now)
-    create_user("p1boss", "password123", "manager", property_ids=[site.prop.id], actor=SYSTEM, now=now)
+    create_user(
+        "p1boss", "password123", "manager", property_ids=[site.prop.id], actor=SYSTEM, now=now
+    )
     login(client, "p1boss")
 
     tenants = client.get("/tenants").text
-    assert f'/tenants/{mine.tenant_id}"' in tenants and f'/tenants/{theirs.tenant_id}"' not in tenants
+    assert (
+        f'/tenants/{mine.tenant_id}"' in tenants and f'/tenants/{theirs.tenant_id}"' not in tenants
+    )
     assert client.get(f"/tenants/{mine.tenant_id}").status_code == 200
     assert client.get(f"/tenants/{theirs.tenant_id}").status_code == 404
 
     tree = client.get("/site").text
-    assert f"/site/property/{site.prop.id}" in tree and f"/site/property/{other.prop.id}" not in tree
-    assert client.get(f"/site/property/{other.prop.id}", headers={"HX-Request": "true"}).status_code == 404
+    assert (
+        f"/site/property/{site.prop.id}" in tree and f"/site/property/{other.prop.id}" not in tree
+    )
+    assert (
+        client.get(f"/site/property/{other.prop.id}", headers={"HX-Request": "true"}).status_code
+        == 404
+    )
 
     their_tariff = Tariff.get(Tariff.property == other.prop)
     assert client.get(f"/tariffs/{their_tariff.id}").status_code == 404
-    assert f"/tariffs/{their_tariff.id}\"" not in client.get("/tariffs").text
+    assert f'/tariffs/{their_tariff.id}"' not in client.get("/tariffs").text
 
     meters = _rows(client.get("/export/meters.xlsx"))
     assert my_meter.serial in meters and their_meter.serial not in meters
@@ -61,7 +76,9 @@ def test_the_overview_of_a_manager_of_one_property_counts_only_that_property(cli
     theirs, _ = other.account()
     sell(mine, amount_fen=1000, method="cash", idempotency_key="m", actor=SYSTEM, now=now)
     sell(theirs, amount_fen=200_000, method="cash", idempotency_key="t", actor=SYSTEM, now=now)
-    create_user("p1boss", "password123", "manager", property_ids=[site.prop.id], actor=SYSTEM, now=now)
+    create_user(
+        "p1boss", "password123", "manager", property_ids=[site.prop.id], actor=SYSTEM, now=now
+    )
     create_user("boss", "password123", "manager", actor=SYSTEM, now=now)
     login(client, "p1boss")
     page = client.get("/overview").text

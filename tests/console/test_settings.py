@@ -1,24 +1,56 @@
 from app.models import AuditLog, Property
 from tests.console.conftest import login, post
 
-GOOD = {"name": "East Plaza", "address": "1 Harbour Road", "contact": "Mr Wang 13800000000",
-        "catalog_price": "0.6200", "water_catalog_price": "4.10", "service_fee": "2.5", "alarm1": "60",
-        "alarm2": "20.50", "credit_limit": "10", "timezone": "Asia/Shanghai", "language": "en"}
+GOOD = {
+    "name": "East Plaza",
+    "address": "1 Harbour Road",
+    "contact": "Mr Wang 13800000000",
+    "catalog_price": "0.6200",
+    "water_catalog_price": "4.10",
+    "service_fee": "2.5",
+    "alarm1": "60",
+    "alarm2": "20.50",
+    "credit_limit": "10",
+    "timezone": "Asia/Shanghai",
+    "language": "en",
+}
 
 
 def _snapshot(prop_id):
     p = Property.get_by_id(prop_id)
-    return (p.name, p.address, p.catalog_price, p.water_catalog_price, p.service_fee_bp,
-            p.default_alarm1_fen, p.default_alarm2_fen, p.default_credit_limit_fen, p.timezone, p.language)
+    return (
+        p.name,
+        p.address,
+        p.catalog_price,
+        p.water_catalog_price,
+        p.service_fee_bp,
+        p.default_alarm1_fen,
+        p.default_alarm2_fen,
+        p.default_credit_limit_fen,
+        p.timezone,
+        p.language,
+    )
 
 
 def test_a_manager_saves_settings_and_the_change_is_audited(client, staff, site):
     login(client, "manager")
     r = post(client, f"/settings?property={site.prop.id}", GOOD, headers={"HX-Request": "true"})
     assert r.status_code == 200 and "<html" not in r.text
-    assert _snapshot(site.prop.id) == ("East Plaza", "1 Harbour Road", 6200, 41000, 250, 6000, 2050, 1000,
-                                       "Asia/Shanghai", "en")
-    row = AuditLog.get((AuditLog.action == "property.settings") & (AuditLog.object_id == str(site.prop.id)))
+    assert _snapshot(site.prop.id) == (
+        "East Plaza",
+        "1 Harbour Road",
+        6200,
+        41000,
+        250,
+        6000,
+        2050,
+        1000,
+        "Asia/Shanghai",
+        "en",
+    )
+    row = AuditLog.get(
+        (AuditLog.action == "property.settings") & (AuditLog.object_id == str(site.prop.id))
+    )
     assert row.actor == "manager" and '"service_fee_bp": [300, 250]' in row.detail
     page = client.get("/settings").text
     assert 'value="2.50"' in page and 'value="0.6200"' in page
@@ -28,11 +60,23 @@ def test_bad_settings_are_refused_next_to_the_field_and_change_nothing(client, s
     login(client, "admin")
     before = _snapshot(site.prop.id)
     audits = AuditLog.select().count()
-    for field, value in (("catalog_price", "-0.50"), ("service_fee", "150"), ("service_fee", "25"),
-                         ("service_fee", "-1"), ("alarm1", "-5"), ("alarm1", "10"), ("timezone", "Mars/Base"),
-                         ("name", ""), ("water_catalog_price", "abc")):
-        r = post(client, f"/settings?property={site.prop.id}", {**GOOD, field: value},
-                 headers={"HX-Request": "true"})
+    for field, value in (
+        ("catalog_price", "-0.50"),
+        ("service_fee", "150"),
+        ("service_fee", "25"),
+        ("service_fee", "-1"),
+        ("alarm1", "-5"),
+        ("alarm1", "10"),
+        ("timezone", "Mars/Base"),
+        ("name", ""),
+        ("water_catalog_price", "abc"),
+    ):
+        r = post(
+            client,
+            f"/settings?property={site.prop.id}",
+            {**GOOD, field: value},
+            headers={"HX-Request": "true"},
+        )
         assert r.status_code == 422, (field, value)
         assert 'role="alert"' in r.text
         assert _snapshot(site.prop.id) == before, (field, value)
@@ -56,7 +100,9 @@ def test_settings_are_read_only_without_site_edit(client, staff, site):
     assert Property.get_by_id(site.prop.id).name == "Test Plaza"
 
 
-def test_settings_page_links_to_sms_settings_and_offers_a_property_selector(client, staff, site, now):
+def test_settings_page_links_to_sms_settings_and_offers_a_property_selector(
+    client, staff, site, now
+):
     from tests.factories import make_site
 
     other = make_site(now, code="P2")

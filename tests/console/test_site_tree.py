@@ -20,7 +20,9 @@ def users(app, now):
         create_user(role, "password123", role, actor=SYSTEM, now=now)
 
 
-def test_site_tree_loads_levels_and_shows_rooms_with_tenant_balance_and_status(client, users, site, now):
+def test_site_tree_loads_levels_and_shows_rooms_with_tenant_balance_and_status(
+    client, users, site, now
+):
     paid, (meter,) = site.account()
     sell(paid, amount_fen=10000, method="cash", idempotency_key="s-1", actor=SYSTEM, now=now)
     owing, _ = site.account()  # zero balance, no credit: arrears
@@ -41,10 +43,14 @@ def test_site_tree_loads_levels_and_shows_rooms_with_tenant_balance_and_status(c
         return re.search(rf'<tr class="room" data-room="{number}">(.*?)</tr>', rooms, re.S).group(1)
 
     assert paid.tenant.name in row(paid.room.number) and "¥97.00" in row(paid.room.number)
-    assert 'class="badge st-opened"' in row(paid.room.number) and meter.serial in row(paid.room.number)
+    assert 'class="badge st-opened"' in row(paid.room.number) and meter.serial in row(
+        paid.room.number
+    )
     assert 'class="badge st-arrears"' in row(owing.room.number)
-    assert re.search(r'class="badge st-arrears">\S+</span>', row(owing.room.number))  # a text label too
-    assert 'st-not_opened' in row(vacant.number)
+    assert re.search(
+        r'class="badge st-arrears">\S+</span>', row(owing.room.number)
+    )  # a text label too
+    assert "st-not_opened" in row(vacant.number)
 
 
 def test_site_tree_needs_a_login(client, site):

@@ -32,19 +32,39 @@ def tenant_with_usage(site, monkeypatch):
     """Readings with known deltas around the local (Asia/Shanghai) month boundary."""
     monkeypatch.setattr(views, "utcnow", lambda: utc("2026-11-02 04:00"))
     acct, (meter,) = site.account(initial=0, at=utc("2026-09-20 02:00"))
-    for at, total in (("2026-10-10 02:00", 1000),   # +10.00 kWh in October
-                      ("2026-10-31 04:00", 1500),   # +5.00 kWh, 31 Oct local
-                      ("2026-10-31 16:30", 1800),   # +3.00 kWh, 1 Nov 00:30 local: November
-                      ("2026-11-02 03:00", 2500)):  # +7.00 kWh in November
+    for at, total in (
+        ("2026-10-10 02:00", 1000),  # +10.00 kWh in October
+        ("2026-10-31 04:00", 1500),  # +5.00 kWh, 31 Oct local
+        ("2026-10-31 16:30", 1800),  # +3.00 kWh, 1 Nov 00:30 local: November
+        ("2026-11-02 03:00", 2500),
+    ):  # +7.00 kWh in November
         apply_reading(meter, read_at=utc(at), total=total, actor=SYSTEM, now=utc(at))
-    sell(acct, amount_fen=5000, method="cash", idempotency_key="t-1", actor=SYSTEM, now=utc("2026-10-01 02:00"))
-    SmsMessage.create(property=site.prop, audience="tenant", kind="receipt", account=acct, tenant=acct.tenant,
-                      recipient="13800000000", language="zh_CN", body="Paid 50.00", dedupe_key="t-sms-1",
-                      created_at=utc("2026-10-01 02:01"))
+    sell(
+        acct,
+        amount_fen=5000,
+        method="cash",
+        idempotency_key="t-1",
+        actor=SYSTEM,
+        now=utc("2026-10-01 02:00"),
+    )
+    SmsMessage.create(
+        property=site.prop,
+        audience="tenant",
+        kind="receipt",
+        account=acct,
+        tenant=acct.tenant,
+        recipient="13800000000",
+        language="zh_CN",
+        body="Paid 50.00",
+        dedupe_key="t-sms-1",
+        created_at=utc("2026-10-01 02:01"),
+    )
     return acct, meter
 
 
-def test_tenant_center_shows_this_month_against_last_month_from_readings(client, users, tenant_with_usage):
+def test_tenant_center_shows_this_month_against_last_month_from_readings(
+    client, users, tenant_with_usage
+):
     acct, meter = tenant_with_usage
     login(client, "manager")
     page = client.get(f"/tenants/{acct.tenant_id}")
@@ -53,16 +73,25 @@ def test_tenant_center_shows_this_month_against_last_month_from_readings(client,
     assert re.search(r'class="num this-month">10\.00 kWh<', row)
     assert re.search(r'class="num last-month">15\.00 kWh<', row)
     assert "25.00 kWh" in row  # the current register
-    chart = json.loads(re.search(r'<script type="application/json" id="usage-data">(.*?)</script>',
-                                 page.text, re.S).group(1))
+    chart = json.loads(
+        re.search(
+            r'<script type="application/json" id="usage-data">(.*?)</script>', page.text, re.S
+        ).group(1)
+    )
     assert len(chart["days"]) == 30 and chart["days"][-1] == "2026-11-02"
     by_day = dict(zip(chart["days"], chart["electricity"], strict=True))
-    assert (by_day["2026-10-31"], by_day["2026-11-01"], by_day["2026-11-02"]) == ("5.00", "3.00", "7.00")
+    assert (by_day["2026-10-31"], by_day["2026-11-01"], by_day["2026-11-02"]) == (
+        "5.00",
+        "3.00",
+        "7.00",
+    )
     assert by_day["2026-10-10"] == "10.00"
     assert "tenant.js" in page.text and "vendor/echarts.min.js" in page.text
 
 
-def test_tenant_center_shows_purchases_ledger_and_sms_with_money_permission(client, users, tenant_with_usage):
+def test_tenant_center_shows_purchases_ledger_and_sms_with_money_permission(
+    client, users, tenant_with_usage
+):
     acct, _ = tenant_with_usage
     login(client, "manager")
     page = client.get(f"/tenants/{acct.tenant_id}").text
@@ -82,7 +111,10 @@ def test_tenant_list_searches_and_links_to_the_center(client, users, site):
     other, _ = site.account()
     login(client, "viewer")
     page = client.get(f"/tenants?q={acct.tenant.name}", headers={"HX-Request": "true"})
-    assert f"/tenants/{acct.tenant_id}" in page.text and f"/tenants/{other.tenant_id}\"" not in page.text
+    assert (
+        f"/tenants/{acct.tenant_id}" in page.text
+        and f'/tenants/{other.tenant_id}"' not in page.text
+    )
     assert "<html" not in page.text
     accounts = client.get("/accounts").text
     assert f"/tenants/{acct.tenant_id}" in accounts

@@ -15,32 +15,55 @@ from tests.factories import make_site
 def test_admin_creates_a_cashier_who_can_sell_but_not_manage_users(client, staff, site):
     acct, _ = site.account()
     login(client, "admin")
-    r = post(client, "/users", {"username": "lili", "full_name": "Li Li", "role": "cashier",
-                                "password": "secret-pass-1"})
+    r = post(
+        client,
+        "/users",
+        {"username": "lili", "full_name": "Li Li", "role": "cashier", "password": "secret-pass-1"},
+    )
     assert r.status_code == 303
     lili = User.get(User.username == "lili")
     assert lili.role == "cashier" and lili.full_name == "Li Li"
-    assert AuditLog.get((AuditLog.action == "user.create") & (AuditLog.object_id == str(lili.id))).actor == "admin"
+    assert (
+        AuditLog.get(
+            (AuditLog.action == "user.create") & (AuditLog.object_id == str(lili.id))
+        ).actor
+        == "admin"
+    )
 
     post(client, "/logout")
     assert login(client, "lili", "secret-pass-1").status_code == 303
     form = client.get(f"/accounts/{acct.id}/sale")
     request_id = re.search(r'name="request_id" value="([0-9a-f]+)"', form.text).group(1)
-    sold = post(client, f"/accounts/{acct.id}/sale", {"amount": "50", "method": "cash", "request_id": request_id})
+    sold = post(
+        client,
+        f"/accounts/{acct.id}/sale",
+        {"amount": "50", "method": "cash", "request_id": request_id},
+    )
     assert sold.status_code == 303 and Sale.get().operator == "lili"
     assert LedgerAccount.get_by_id(acct.wallet_id).balance_fen == 4850
     assert client.get("/users").status_code == 403
-    assert post(client, "/users", {"username": "x", "role": "admin", "password": "12345678"}).status_code == 403
+    assert (
+        post(
+            client, "/users", {"username": "x", "role": "admin", "password": "12345678"}
+        ).status_code
+        == 403
+    )
     assert not User.select().where(User.username == "x").exists()
 
 
 def test_a_bad_new_user_gets_a_message_next_to_the_field_and_nothing_is_created(client, staff):
     login(client, "admin")
     before = User.select().count()
-    r = post(client, "/users", {"username": "shorty", "role": "cashier", "password": "short"},
-             headers={"HX-Request": "true"})
+    r = post(
+        client,
+        "/users",
+        {"username": "shorty", "role": "cashier", "password": "short"},
+        headers={"HX-Request": "true"},
+    )
     assert r.status_code == 422 and 'role="alert"' in r.text and "<html" not in r.text
-    r = post(client, "/users", {"username": "cashier", "role": "cashier", "password": "long-enough"})
+    r = post(
+        client, "/users", {"username": "cashier", "role": "cashier", "password": "long-enough"}
+    )
     assert r.status_code == 422
     assert User.select().count() == before
 
@@ -67,7 +90,10 @@ def test_a_deactivated_user_cannot_log_in_and_their_session_ends(app, staff):
     assert login(cashier_client, "cashier").status_code == 303
     assert cashier_client.get("/accounts").status_code == 200
     login(admin_client, "admin")
-    assert post(admin_client, f"/users/{staff['cashier'].id}/active", {"active": "0"}).status_code == 200
+    assert (
+        post(admin_client, f"/users/{staff['cashier'].id}/active", {"active": "0"}).status_code
+        == 200
+    )
     assert not User.get_by_id(staff["cashier"].id).active
     assert cashier_client.get("/accounts").status_code == 302
     assert login(cashier_client, "cashier").status_code == 400
@@ -80,10 +106,16 @@ def test_a_password_reset_lets_the_new_password_in_and_ends_old_sessions(app, st
     login(old_session, "viewer")
     login(admin_client, "admin")
     uid = staff["viewer"].id
-    mismatch = post(admin_client, f"/users/{uid}/password", {"password": "new-password-1", "password2": "other"})
+    mismatch = post(
+        admin_client, f"/users/{uid}/password", {"password": "new-password-1", "password2": "other"}
+    )
     assert mismatch.status_code == 422
     assert login(app.test_client(), "viewer").status_code == 303  # unchanged
-    r = post(admin_client, f"/users/{uid}/password", {"password": "new-password-1", "password2": "new-password-1"})
+    r = post(
+        admin_client,
+        f"/users/{uid}/password",
+        {"password": "new-password-1", "password2": "new-password-1"},
+    )
     assert r.status_code == 200
     assert old_session.get("/accounts").status_code == 302
     assert login(app.test_client(), "viewer").status_code == 400
@@ -122,7 +154,9 @@ def test_an_idle_session_expires_after_the_configured_time(client, staff, app):
     idle = app.permanent_session_lifetime
     assert idle == dt.timedelta(hours=8)
     with client.session_transaction() as s:
-        s["seen"] = (dt.datetime.fromisoformat(s["seen"]) - idle - dt.timedelta(minutes=1)).isoformat()
+        s["seen"] = (
+            dt.datetime.fromisoformat(s["seen"]) - idle - dt.timedelta(minutes=1)
+        ).isoformat()
     r = client.get("/accounts")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
 
@@ -132,7 +166,8 @@ def test_staff_limited_to_one_property_do_not_see_the_others(client, staff, site
     mine, _ = site.account()
     theirs, _ = other.account()
     sale = sell(
-        theirs, amount_fen=1000, method="cash", idempotency_key="p2", actor=SYSTEM, now=now).sale
+        theirs, amount_fen=1000, method="cash", idempotency_key="p2", actor=SYSTEM, now=now
+    ).sale
     create_user("p1cash", PASSWORD, "cashier", property_ids=[site.prop.id], actor=SYSTEM, now=now)
     login(client, "p1cash")
     listing = client.get("/accounts")
@@ -140,7 +175,9 @@ def test_staff_limited_to_one_property_do_not_see_the_others(client, staff, site
     assert client.get(f"/accounts/{mine.id}").status_code == 200
     assert client.get(f"/accounts/{theirs.id}").status_code == 404
     assert client.get(f"/accounts/{theirs.id}/sale").status_code == 404
-    r = post(client, f"/accounts/{theirs.id}/sale", {"amount": "10", "method": "cash", "request_id": "k"})
+    r = post(
+        client, f"/accounts/{theirs.id}/sale", {"amount": "10", "method": "cash", "request_id": "k"}
+    )
     assert r.status_code == 404 and Sale.select().count() == 1
     assert client.get(f"/sales/{sale.id}/receipt").status_code == 404
     # A user with no property links, and every admin, sees everything.
@@ -153,7 +190,9 @@ def test_visible_property_ids_admin_sees_all_even_when_linked(app, staff, site, 
     other = make_site(now, code="P2")
     update_user(staff["admin"], role="admin", property_ids=[other.prop.id], actor=SYSTEM, now=now)
     assert visible_property_ids(User.get_by_id(staff["admin"].id)) is None
-    update_user(staff["manager"], role="manager", property_ids=[other.prop.id], actor=SYSTEM, now=now)
+    update_user(
+        staff["manager"], role="manager", property_ids=[other.prop.id], actor=SYSTEM, now=now
+    )
     assert visible_property_ids(User.get_by_id(staff["manager"].id)) == {other.prop.id}
     assert visible_property_ids(staff["viewer"]) is None
     update_user(staff["manager"], role="manager", property_ids=[], actor=SYSTEM, now=now)

@@ -32,8 +32,14 @@ def test_a_meter_in_use_cannot_be_opened_again(site, now):
     acct, (meter,) = site.account()
     tenant = create_tenant(site.prop, name="Other", actor=SYSTEM, now=now)
     with pytest.raises(ValidationError) as exc:
-        open_account(site.prop, tenant=tenant, meters=[MeterStart(meter)], tariff_electricity=site.flat,
-                     actor=SYSTEM, now=now)
+        open_account(
+            site.prop,
+            tenant=tenant,
+            meters=[MeterStart(meter)],
+            tariff_electricity=site.flat,
+            actor=SYSTEM,
+            now=now,
+        )
     assert "in use" in exc.value.message
     assert Account.select().count() == 1
 
@@ -42,8 +48,16 @@ def test_alarm_thresholds_must_be_ordered(site, now):
     tenant = create_tenant(site.prop, name="T", actor=SYSTEM, now=now)
     meter = create_meter(site.prop, serial="X1", kind="electricity", actor=SYSTEM, now=now)
     with pytest.raises(ValidationError):
-        open_account(site.prop, tenant=tenant, meters=[MeterStart(meter)], tariff_electricity=site.flat,
-                     alarm1_fen=100, alarm2_fen=500, actor=SYSTEM, now=now)
+        open_account(
+            site.prop,
+            tenant=tenant,
+            meters=[MeterStart(meter)],
+            tariff_electricity=site.flat,
+            alarm1_fen=100,
+            alarm2_fen=500,
+            actor=SYSTEM,
+            now=now,
+        )
     assert Meter.get_by_id(meter.id).status == "stock"
 
 
@@ -55,7 +69,9 @@ def test_close_account_refunds_the_balance_and_releases_meters(site, now):
         close_account(acct, actor=Actor("c", "cashier"), now=now + H)
     closed = close_account(acct, refund_method="cash", actor=MANAGER, now=now + 2 * H)
     assert closed.status == "closed" and bal(acct) == 0
-    cash = LedgerAccount.get((LedgerAccount.property == site.prop) & (LedgerAccount.code == "cash:cash"))
+    cash = LedgerAccount.get(
+        (LedgerAccount.property == site.prop) & (LedgerAccount.code == "cash:cash")
+    )
     assert cash.balance_fen == 10000 - 9000
     m = Meter.get_by_id(meter.id)
     assert m.status == "stock" and m.account_id is None and m.relay_desired == "off"
@@ -66,7 +82,9 @@ def test_close_without_payout_moves_the_balance_to_refunds_payable(site, now):
     acct, _ = site.account()
     sell(acct, amount_fen=1000, method="cash", idempotency_key="a", actor=SYSTEM, now=now)
     close_account(acct, actor=MANAGER, now=now)
-    payable = LedgerAccount.get((LedgerAccount.property == site.prop) & (LedgerAccount.code == "liability:refunds_payable"))
+    payable = LedgerAccount.get(
+        (LedgerAccount.property == site.prop) & (LedgerAccount.code == "liability:refunds_payable")
+    )
     assert payable.balance_fen == 970
 
 
@@ -83,8 +101,14 @@ def test_meter_swap_charges_the_old_meter_and_continues_on_the_new(site, now):
     acct, (old,) = site.account(initial=5000)
     sell(acct, amount_fen=10000, method="cash", idempotency_key="a", actor=SYSTEM, now=now)
     new = create_meter(site.prop, serial="NEW1", kind="electricity", actor=SYSTEM, now=now)
-    swapped = swap_meter(old, new, old_final_total=6000, new_initial_total=20, actor=Actor("e", "electrician"),
-                         now=now + H)
+    swapped = swap_meter(
+        old,
+        new,
+        old_final_total=6000,
+        new_initial_total=20,
+        actor=Actor("e", "electrician"),
+        now=now + H,
+    )
     assert bal(acct) == 9700 - 700
     assert swapped.account_id == acct.id and swapped.status == "active" and swapped.last_total == 20
     assert Meter.get_by_id(old.id).status == "removed"

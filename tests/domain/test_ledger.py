@@ -19,7 +19,9 @@ def test_unbalanced_entry_is_refused(site, now):
 
 def test_reverse_entry_restores_balances(site, now):
     acct, _ = site.account()
-    sale = sell(acct, amount_fen=2000, method="cash", idempotency_key="a", actor=SYSTEM, now=now).sale
+    sale = sell(
+        acct, amount_fen=2000, method="cash", idempotency_key="a", actor=SYSTEM, now=now
+    ).sale
     reverse_entry(sale.entry, actor="t", now=now, memo="undo")
     assert LedgerAccount.get_by_id(acct.wallet_id).balance_fen == 0
     assert verify_ledger().ok
@@ -29,7 +31,8 @@ def test_verify_reports_a_cached_balance_that_differs_from_the_legs(site, now):
     acct, _ = site.account()
     sell(acct, amount_fen=2000, method="cash", idempotency_key="a", actor=SYSTEM, now=now)
     LedgerAccount.update(balance_fen=LedgerAccount.balance_fen + 1).where(
-        LedgerAccount.id == acct.wallet_id).execute()
+        LedgerAccount.id == acct.wallet_id
+    ).execute()
     report = verify_ledger()
     assert not report.ok
     assert any(f"wallet:{acct.number}" in p for p in report.problems)

@@ -6,12 +6,16 @@ from app.domain.errors import ValidationError
 from app.domain.money import fee_split, format_fen, parse_price, parse_yuan
 
 
-@pytest.mark.parametrize("text,fen", [("97", 9700), ("97.5", 9750), ("0.01", 1), ("1,000.00", 100000), ("¥12.30", 1230)])
+@pytest.mark.parametrize(
+    "text,fen", [("97", 9700), ("97.5", 9750), ("0.01", 1), ("1,000.00", 100000), ("¥12.30", 1230)]
+)
 def test_parse_yuan_reads_decimal_strings_to_fen(text, fen):
     assert parse_yuan(text) == fen
 
 
-@pytest.mark.parametrize("bad", ["", "abc", "-5", "0", "1.234", "NaN", "inf", "1e3x", 97.5, True, "99999999"])
+@pytest.mark.parametrize(
+    "bad", ["", "abc", "-5", "0", "1.234", "NaN", "inf", "1e3x", 97.5, True, "99999999"]
+)
 def test_parse_yuan_refuses_bad_amounts_with_a_message(bad):
     with pytest.raises(ValidationError) as exc:
         parse_yuan(bad)

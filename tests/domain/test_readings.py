@@ -19,13 +19,22 @@ def bal(acct):
 
 
 def read(meter, at, total, **kw):
-    return apply_reading(meter, read_at=at, total=total, actor=SYSTEM, now=max(at, dt.datetime(2026, 1, 1)), **kw)
+    return apply_reading(
+        meter, read_at=at, total=total, actor=SYSTEM, now=max(at, dt.datetime(2026, 1, 1)), **kw
+    )
 
 
 @pytest.fixture
 def funded(site, now):
     acct, (meter,) = site.account()
-    sell(acct, amount_fen=100000, method="cash", idempotency_key=f"fund-{acct.id}", actor=SYSTEM, now=now)
+    sell(
+        acct,
+        amount_fen=100000,
+        method="cash",
+        idempotency_key=f"fund-{acct.id}",
+        actor=SYSTEM,
+        now=now,
+    )
     return acct, meter
 
 
@@ -67,7 +76,10 @@ def test_out_of_order_reading_is_stored_flagged_and_not_charged(funded, now):
     late = read(meter, now + H, 1000)
     assert late.status == "out_of_order" and late.charge_fen == 0
     assert bal(acct) == before
-    assert Reading.get((Reading.meter == meter) & (Reading.read_at == now + H)).status == "out_of_order"
+    assert (
+        Reading.get((Reading.meter == meter) & (Reading.read_at == now + H)).status
+        == "out_of_order"
+    )
     # the next reading is rated from the latest accepted one, not the late one
     nxt = read(meter, now + 3 * H, 2100)
     assert nxt.consumption == 100
@@ -88,7 +100,10 @@ def test_falling_register_is_flagged_as_tamper_not_charged_and_alerted(funded, n
     res = read(meter, now + 2 * H, 1000)
     assert res.status == "tamper" and res.charge_fen == 0
     assert bal(acct) == before
-    assert Event.select().where((Event.kind == "reading.tamper") & (Event.meter == meter.id)).count() == 1
+    assert (
+        Event.select().where((Event.kind == "reading.tamper") & (Event.meter == meter.id)).count()
+        == 1
+    )
     # billing continues from the new register value
     assert read(meter, now + 3 * H, 1100).consumption == 100
 
@@ -103,7 +118,9 @@ def test_implausible_jump_is_held_then_released_by_review(funded, now):
     row = Reading.get((Reading.meter == meter) & (Reading.read_at == now + H))
     with pytest.raises(PermissionDenied):
         release_held_reading(row, actor=Actor("c", "cashier"), now=now + H, reason="checked")
-    released = release_held_reading(row, actor=Actor("e", "electrician"), now=now + H, reason="welding work")
+    released = release_held_reading(
+        row, actor=Actor("e", "electrician"), now=now + H, reason="welding work"
+    )
     assert released.status == "released" and released.charge_fen == 35000
     assert bal(acct) == before - 35000
     assert Reading.get_by_id(row.id).status == "released"
@@ -162,13 +179,21 @@ def test_tou_uses_per_rate_register_deltas_when_reported(site, now):
 
 
 def test_tiered_blocks_reset_at_the_local_month_boundary(site, now):
-    tiered = create_tariff(site.prop, name="tiered", utility="electricity", kind="tiered",
-                           spec={"blocks": [{"upto": 10, "price": 5000}, {"upto": None, "price": 7000}]},
-                           effective_from=now - dt.timedelta(days=400), actor=SYSTEM, now=now)
+    tiered = create_tariff(
+        site.prop,
+        name="tiered",
+        utility="electricity",
+        kind="tiered",
+        spec={"blocks": [{"upto": 10, "price": 5000}, {"upto": None, "price": 7000}]},
+        effective_from=now - dt.timedelta(days=400),
+        actor=SYSTEM,
+        now=now,
+    )
     acct, (meter,) = site.account(tariff=tiered)
     oct31 = dt.datetime(2026, 10, 31, 14, 0)  # 22:00 local, Oct 31
     Meter.update(last_read_at=oct31 - 10 * H, last_total=0, month_key=202610, month_units=0).where(
-        Meter.id == meter.id).execute()
+        Meter.id == meter.id
+    ).execute()
     # 12 kWh in October: 10 at 0.50 + 2 at 0.70 = 6.40
     r1 = read(Meter.get_by_id(meter.id), oct31, 1200)
     assert r1.charge_fen == 640
@@ -182,7 +207,9 @@ def test_tiered_blocks_reset_at_the_local_month_boundary(site, now):
 
 def test_reading_is_rated_with_the_version_in_force_at_its_time(site, now):
     acct, (meter,) = site.account()
-    add_tariff_version(site.flat, spec={"price": 7400}, effective_from=now + 2 * H, actor=SYSTEM, now=now)
+    add_tariff_version(
+        site.flat, spec={"price": 7400}, effective_from=now + 2 * H, actor=SYSTEM, now=now
+    )
     assert read(meter, now + H, 100).charge_fen == 70
     assert read(meter, now + 3 * H, 200).charge_fen == 74
 
@@ -199,15 +226,25 @@ def test_a_batch_with_one_bad_reading_changes_nothing(funded, now):
         apply_readings(batch, actor=SYSTEM, now=now + 2 * H)
     assert exc.value.field == "readings.1.total"
     with pytest.raises(ValidationError):
-        apply_readings([ReadingIn(meter_id=meter.id, read_at=now + 48 * H, total=1)], actor=SYSTEM, now=now)
+        apply_readings(
+            [ReadingIn(meter_id=meter.id, read_at=now + 48 * H, total=1)], actor=SYSTEM, now=now
+        )
     with pytest.raises(NotFound):
         apply_readings([ReadingIn(serial="nope", read_at=now, total=1)], actor=SYSTEM, now=now)
     assert Reading.select().count() == count and bal(acct) == before
 
 
 def test_reading_without_a_tariff_in_force_is_held(site, now):
-    late = create_tariff(site.prop, name="future", utility="electricity", kind="flat", spec={"price": 7000},
-                         effective_from=now + 10 * H, actor=SYSTEM, now=now)
+    late = create_tariff(
+        site.prop,
+        name="future",
+        utility="electricity",
+        kind="flat",
+        spec={"price": 7000},
+        effective_from=now + 10 * H,
+        actor=SYSTEM,
+        now=now,
+    )
     acct, (meter,) = site.account(tariff=late)
     res = read(meter, now + H, 100)
     assert res.status == "held" and "tariff" in res.note
@@ -217,7 +254,9 @@ def test_water_is_charged_per_cubic_metre(site, now):
     acct, (e, w) = site.account(kinds=("electricity", "water"))
     res = read(w, now + H, 1500)  # 1.5 m3 x 5.00 yuan
     assert res.charge_fen == 750  # rated now, deducted by the daily deduction
-    water_rev = LedgerAccount.get((LedgerAccount.property == site.prop) & (LedgerAccount.code == "revenue:water"))
+    water_rev = LedgerAccount.get(
+        (LedgerAccount.property == site.prop) & (LedgerAccount.code == "revenue:water")
+    )
     assert water_rev.balance_fen == 0 and bal(acct) == 0
     deduct_water_day(site.prop, dt.date(2026, 11, 2), actor=SYSTEM, now=now + 24 * H)
     assert LedgerAccount.get_by_id(water_rev.id).balance_fen == 750
@@ -234,10 +273,15 @@ def test_the_same_batch_arriving_from_four_sources_at_once_is_stored_and_charged
     read(meter, now, 0)  # baseline
     before = bal(acct)
     n = 120
-    batch = [ReadingIn(serial=meter.serial, read_at=now + (k + 1) * H, total=(k + 1) * 10) for k in range(n)]
+    batch = [
+        ReadingIn(serial=meter.serial, read_at=now + (k + 1) * H, total=(k + 1) * 10)
+        for k in range(n)
+    ]
 
     def worker(i):
-        apply_readings([ReadingIn(**r.__dict__) for r in batch], actor=SYSTEM, now=now + (n + 1) * H)
+        apply_readings(
+            [ReadingIn(**r.__dict__) for r in batch], actor=SYSTEM, now=now + (n + 1) * H
+        )
 
     assert _run_threads(worker, 4) == []
     assert Reading.select().where(Reading.meter == meter).count() == n + 1

@@ -4,16 +4,20 @@ from hypothesis import strategies as st
 from app.domain.rounding import split_largest_remainder
 
 
-@given(st.integers(min_value=-10**9, max_value=10**9),
-       st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=30))
+@given(
+    st.integers(min_value=-(10**9), max_value=10**9),
+    st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=30),
+)
 def test_parts_always_sum_to_the_whole(total, weights):
     parts = split_largest_remainder(total, weights)
     assert sum(parts) == total
     assert len(parts) == len(weights)
 
 
-@given(st.integers(min_value=0, max_value=10**9),
-       st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=30))
+@given(
+    st.integers(min_value=0, max_value=10**9),
+    st.lists(st.integers(min_value=1, max_value=10**6), min_size=1, max_size=30),
+)
 def test_each_part_is_within_one_of_its_exact_share(total, weights):
     parts = split_largest_remainder(total, weights)
     wsum = sum(weights)

@@ -19,12 +19,16 @@ def balance(acct):
 
 
 def system_balance(prop, code):
-    return LedgerAccount.get((LedgerAccount.property == prop) & (LedgerAccount.code == code)).balance_fen
+    return LedgerAccount.get(
+        (LedgerAccount.property == prop) & (LedgerAccount.code == code)
+    ).balance_fen
 
 
 def test_sale_with_service_fee_credits_net_amount(site, now):
     acct, _ = site.account()
-    result = sell(acct, amount_fen=10000, method="wechat", idempotency_key="s1", actor=CASHIER, now=now)
+    result = sell(
+        acct, amount_fen=10000, method="wechat", idempotency_key="s1", actor=CASHIER, now=now
+    )
     sale = result.sale
     assert result.created
     assert (sale.amount_fen, sale.fee_fen, sale.net_fen) == (10000, 300, 9700)
@@ -38,9 +42,17 @@ def test_sale_with_service_fee_credits_net_amount(site, now):
 
 def test_repeated_sale_request_returns_the_first_sale_and_moves_no_money(site, now):
     acct, _ = site.account()
-    first = sell(acct, amount_fen=5000, method="cash", idempotency_key="same", actor=CASHIER, now=now)
-    again = sell(acct, amount_fen=5000, method="cash", idempotency_key="same", actor=CASHIER,
-                 now=now + dt.timedelta(seconds=3))
+    first = sell(
+        acct, amount_fen=5000, method="cash", idempotency_key="same", actor=CASHIER, now=now
+    )
+    again = sell(
+        acct,
+        amount_fen=5000,
+        method="cash",
+        idempotency_key="same",
+        actor=CASHIER,
+        now=now + dt.timedelta(seconds=3),
+    )
     assert not again.created and again.sale.id == first.sale.id
     assert balance(acct) == 4850
     assert Sale.select().count() == 1 and Entry.select().where(Entry.kind == "sale").count() == 1
@@ -54,10 +66,16 @@ def test_request_id_reused_for_a_different_sale_is_refused(site, now):
     assert balance(acct) == 4850
 
 
-@pytest.mark.parametrize("kwargs,field", [
-    ({"amount_fen": 0}, "amount"), ({"amount_fen": -100}, "amount"), ({"method": "bitcoin"}, "method"),
-    ({"idempotency_key": ""}, "idempotency_key"), ({"utility": "gas"}, "utility"),
-])
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"amount_fen": 0}, "amount"),
+        ({"amount_fen": -100}, "amount"),
+        ({"method": "bitcoin"}, "method"),
+        ({"idempotency_key": ""}, "idempotency_key"),
+        ({"utility": "gas"}, "utility"),
+    ],
+)
 def test_bad_sale_input_is_refused_and_changes_nothing(site, now, kwargs, field):
     acct, _ = site.account()
     args = {"amount_fen": 100, "method": "cash", "idempotency_key": "x", **kwargs}
@@ -69,7 +87,9 @@ def test_bad_sale_input_is_refused_and_changes_nothing(site, now, kwargs, field)
 
 def test_reversal_needs_a_permitted_role_and_a_reason(site, now):
     acct, _ = site.account()
-    sale = sell(acct, amount_fen=10000, method="cash", idempotency_key="r", actor=CASHIER, now=now).sale
+    sale = sell(
+        acct, amount_fen=10000, method="cash", idempotency_key="r", actor=CASHIER, now=now
+    ).sale
     with pytest.raises(PermissionDenied):
         reverse_sale(sale, reason="typo", actor=CASHIER, now=now)
     with pytest.raises(ValidationError):
@@ -121,7 +141,14 @@ def test_concurrent_sales_on_one_account_never_lose_an_update(site, now):
 
     def worker(i):
         for j in range(10):
-            sell(acct, amount_fen=1000, method="cash", idempotency_key=f"t{i}-{j}", actor=CASHIER, now=now)
+            sell(
+                acct,
+                amount_fen=1000,
+                method="cash",
+                idempotency_key=f"t{i}-{j}",
+                actor=CASHIER,
+                now=now,
+            )
 
     errors = _run_threads(worker, 4)  # on MariaDB: no deadlock between writers of one wallet
     assert errors == []
@@ -135,7 +162,11 @@ def test_concurrent_repeats_of_one_request_make_one_sale(site, now):
     results = []
 
     def worker(i):
-        results.append(sell(acct, amount_fen=1000, method="cash", idempotency_key="dup", actor=CASHIER, now=now))
+        results.append(
+            sell(
+                acct, amount_fen=1000, method="cash", idempotency_key="dup", actor=CASHIER, now=now
+            )
+        )
 
     errors = _run_threads(worker, 4)
     assert errors == []

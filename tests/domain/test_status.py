@@ -18,10 +18,18 @@ def kinds(acct):
     return [e.kind for e in Event.select().where(Event.account == acct.id).order_by(Event.id)]
 
 
-@pytest.mark.parametrize("balance,expected", [
-    (10000, "opened"), (5000, "alarm1"), (3000, "alarm1"), (2000, "alarm2"), (1, "alarm2"),
-    (0, "arrears"), (-1, "arrears"),
-])
+@pytest.mark.parametrize(
+    "balance,expected",
+    [
+        (10000, "opened"),
+        (5000, "alarm1"),
+        (3000, "alarm1"),
+        (2000, "alarm2"),
+        (1, "alarm2"),
+        (0, "arrears"),
+        (-1, "arrears"),
+    ],
+)
 def test_status_tiers_by_balance(balance, expected):
     assert status_for(balance, 5000, 2000, 0) == expected
 
@@ -39,7 +47,9 @@ def test_new_account_with_no_money_is_in_arrears_and_supply_is_off(site, now):
 
 def test_each_tier_is_announced_once_per_crossing_and_payment_restores_supply(site, now):
     acct, (meter,) = site.account()
-    sell(acct, amount_fen=10310, method="cash", idempotency_key="a", actor=SYSTEM, now=now)  # 100.00 net
+    sell(
+        acct, amount_fen=10310, method="cash", idempotency_key="a", actor=SYSTEM, now=now
+    )  # 100.00 net
     m = Meter.get_by_id(meter.id)
     assert m.relay_desired == "on"
     Event.delete().execute()
@@ -64,7 +74,9 @@ def test_keep_power_prevents_the_trip_and_its_expiry_lets_it_happen(site, now):
         set_keep_power(meter, on=True, reason="x", actor=Actor("c", "cashier"), now=now)
     with pytest.raises(ValidationError):
         set_keep_power(meter, on=True, reason="", actor=ELECTRICIAN, now=now)
-    set_keep_power(meter, on=True, reason="hospital freezer", until=now + 5 * H, actor=ELECTRICIAN, now=now)
+    set_keep_power(
+        meter, on=True, reason="hospital freezer", until=now + 5 * H, actor=ELECTRICIAN, now=now
+    )
     apply_reading(meter, read_at=now + H, total=5000, actor=SYSTEM, now=now + H)
     assert Account.get_by_id(acct.id).status == "arrears"
     m = Meter.get_by_id(meter.id)

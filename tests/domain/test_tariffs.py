@@ -1,4 +1,3 @@
-
 import pytest
 
 from app.domain.actors import Actor
@@ -11,8 +10,17 @@ MANAGER = Actor("m", "manager")
 
 
 def make(site, now, spec, kind="flat", actor=MANAGER, **kw):
-    return create_tariff(site.prop, name=kw.pop("name", "t"), utility="electricity", kind=kind, spec=spec,
-                         effective_from=now, actor=actor, now=now, **kw)
+    return create_tariff(
+        site.prop,
+        name=kw.pop("name", "t"),
+        utility="electricity",
+        kind=kind,
+        spec=spec,
+        effective_from=now,
+        actor=actor,
+        now=now,
+        **kw,
+    )
 
 
 def test_price_above_catalog_plus_15_percent_is_refused_with_a_message(site, now):
@@ -27,17 +35,29 @@ def test_price_above_catalog_plus_15_percent_is_refused_with_a_message(site, now
 def test_only_an_admin_may_override_the_cap_and_the_reason_is_audited(site, now):
     with pytest.raises(ValidationError):
         make(site, now, {"price": 9000}, name="x", override_reason="approved by owner")
-    tariff = make(site, now, {"price": 9000}, name="x", actor=ADMIN, override_reason="approved by owner")
+    tariff = make(
+        site, now, {"price": 9000}, name="x", actor=ADMIN, override_reason="approved by owner"
+    )
     version = TariffVersion.get(TariffVersion.tariff == tariff)
     assert version.override_reason == "approved by owner"
-    assert AuditLog.select().where((AuditLog.action == "tariff.version")
-                                   & AuditLog.detail.contains("approved by owner")).exists()
+    assert (
+        AuditLog.select()
+        .where(
+            (AuditLog.action == "tariff.version") & AuditLog.detail.contains("approved by owner")
+        )
+        .exists()
+    )
 
 
 def test_tou_compliance_checks_the_flat_period_price(site, now):
-    spec = {"prices": {"peak": 11000, "flat": 7600, "valley": 3000},
-            "segments": [{"start": "00:00", "rate": "valley"}, {"start": "08:00", "rate": "flat"},
-                         {"start": "18:00", "rate": "peak"}]}
+    spec = {
+        "prices": {"peak": 11000, "flat": 7600, "valley": 3000},
+        "segments": [
+            {"start": "00:00", "rate": "valley"},
+            {"start": "08:00", "rate": "flat"},
+            {"start": "18:00", "rate": "peak"},
+        ],
+    }
     with pytest.raises(ValidationError):
         make(site, now, spec, kind="tou")
     spec["prices"]["flat"] = 7400
@@ -46,7 +66,12 @@ def test_tou_compliance_checks_the_flat_period_price(site, now):
 
 def test_tiered_compliance_checks_every_block(site, now):
     with pytest.raises(ValidationError) as exc:
-        make(site, now, {"blocks": [{"upto": 100, "price": 6000}, {"upto": None, "price": 8000}]}, kind="tiered")
+        make(
+            site,
+            now,
+            {"blocks": [{"upto": 100, "price": 6000}, {"upto": None, "price": 8000}]},
+            kind="tiered",
+        )
     assert "block 2" in exc.value.message
 
 
@@ -55,17 +80,41 @@ def test_viewer_cannot_create_tariffs(site, now):
         make(site, now, {"price": 7000}, actor=Actor("v", "viewer"))
 
 
-@pytest.mark.parametrize("kind,spec,field", [
-    ("flat", {"price": 0}, "price"),
-    ("flat", {"price": 1.5}, "price"),
-    ("tou", {"prices": {"flat": 7000}, "segments": [{"start": "01:00", "rate": "flat"}]}, "segments"),
-    ("tou", {"prices": {"flat": 7000}, "segments": [{"start": "00:00", "rate": "peak"}]}, "segments.0.rate"),
-    ("tou", {"prices": {"flat": 7000}, "segments": [{"start": "25:00", "rate": "flat"}]}, "segments.0.start"),
-    ("tiered", {"blocks": [{"upto": 100, "price": 6000}]}, "blocks"),
-    ("tiered", {"blocks": [{"upto": 100, "price": 6000}, {"upto": 50, "price": 6000},
-                           {"upto": None, "price": 6000}]}, "blocks.1.upto"),
-    ("weird", {}, "kind"),
-])
+@pytest.mark.parametrize(
+    "kind,spec,field",
+    [
+        ("flat", {"price": 0}, "price"),
+        ("flat", {"price": 1.5}, "price"),
+        (
+            "tou",
+            {"prices": {"flat": 7000}, "segments": [{"start": "01:00", "rate": "flat"}]},
+            "segments",
+        ),
+        (
+            "tou",
+            {"prices": {"flat": 7000}, "segments": [{"start": "00:00", "rate": "peak"}]},
+            "segments.0.rate",
+        ),
+        (
+            "tou",
+            {"prices": {"flat": 7000}, "segments": [{"start": "25:00", "rate": "flat"}]},
+            "segments.0.start",
+        ),
+        ("tiered", {"blocks": [{"upto": 100, "price": 6000}]}, "blocks"),
+        (
+            "tiered",
+            {
+                "blocks": [
+                    {"upto": 100, "price": 6000},
+                    {"upto": 50, "price": 6000},
+                    {"upto": None, "price": 6000},
+                ]
+            },
+            "blocks.1.upto",
+        ),
+        ("weird", {}, "kind"),
+    ],
+)
 def test_bad_specs_are_refused_naming_the_field(kind, spec, field):
     with pytest.raises(ValidationError) as exc:
         validate_spec(kind, spec)
@@ -73,8 +122,11 @@ def test_bad_specs_are_refused_naming_the_field(kind, spec, field):
 
 
 def test_segments_are_normalised_in_time_order():
-    spec = validate_spec("tou", {"prices": {"flat": 7000, "valley": 3000},
-                                 "segments": [{"start": "8:00", "rate": "flat"}, {"start": "00:00", "rate": "valley"}]})
+    spec = validate_spec(
+        "tou",
+        {
+            "prices": {"flat": 7000, "valley": 3000},
+            "segments": [{"start": "8:00", "rate": "flat"}, {"start": "00:00", "rate": "valley"}],
+        },
+    )
     assert [s["start"] for s in spec["segments"]] == ["00:00", "08:00"]
-
-

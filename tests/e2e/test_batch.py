@@ -33,14 +33,25 @@ def _in_thread(pool, fn, *args):
     return pool.submit(call).result(timeout=120)
 
 
-def test_electrician_trips_20_meters_in_one_batch_and_the_meters_go_off(page, live_server, site, bus_thread):
+def test_electrician_trips_20_meters_in_one_batch_and_the_meters_go_off(
+    page, live_server, site, bus_thread
+):
     meters = []
     for i in range(20):
         acct, (m,) = site.account()
-        sell(acct, amount_fen=100_000, method="cash", idempotency_key=f"b{i}", actor=SYSTEM, now=site.now)
+        sell(
+            acct,
+            amount_fen=100_000,
+            method="cash",
+            idempotency_key=f"b{i}",
+            actor=SYSTEM,
+            now=site.now,
+        )
         meters.append(m)
     field = Field(site, Clock(utcnow()))
-    field.gateway = create_gateway(site.prop, name="GW-B", host="127.0.0.1", port=1, actor=SYSTEM, now=site.now)
+    field.gateway = create_gateway(
+        site.prop, name="GW-B", host="127.0.0.1", port=1, actor=SYSTEM, now=site.now
+    )
     models = {m.id: field.add(m, load_w=100) for m in meters}
     collector = collector_for(field)
     _in_thread(bus_thread, field.start)
@@ -62,7 +73,9 @@ def test_electrician_trips_20_meters_in_one_batch_and_the_meters_go_off(page, li
         run = BatchRun.get()
         assert (run.status, run.done, run.failed) == ("done", 20, 0)
 
-        field.clock.utc = utcnow() + dt.timedelta(seconds=5)  # the commands were queued at wall-clock time
+        field.clock.utc = utcnow() + dt.timedelta(
+            seconds=5
+        )  # the commands were queued at wall-clock time
         _in_thread(bus_thread, field.cycle, collector)
         assert not any(model.supply_on for model in models.values())
         assert {Meter.get_by_id(m.id).relay_confirmed for m in meters} == {"off"}

@@ -29,12 +29,23 @@ def workbook(rows) -> bytes:
 
 def rows(bad_room: str = "101"):
     return [
-        [f"{5100 + i:012d}", "electricity", "dlt645-2007", "", "GW-E2E", "A", "1", bad_room if i == 2 else "101"]
+        [
+            f"{5100 + i:012d}",
+            "electricity",
+            "dlt645-2007",
+            "",
+            "GW-E2E",
+            "A",
+            "1",
+            bad_room if i == 2 else "101",
+        ]
         for i in range(4)
     ]
 
 
-def test_import_with_a_bad_row_writes_nothing_then_the_good_file_is_confirmed(page, live_server, site):
+def test_import_with_a_bad_row_writes_nothing_then_the_good_file_is_confirmed(
+    page, live_server, site
+):
     add_room(site.prop, building="A", floor="1", number="101", actor=SYSTEM, now=site.now)
     create_gateway(site.prop, name="GW-E2E", host="10.9.9.9", port=502, actor=SYSTEM, now=site.now)
     before = Meter.select().count()
@@ -42,7 +53,9 @@ def test_import_with_a_bad_row_writes_nothing_then_the_good_file_is_confirmed(pa
     nav(page, "导入")
     page.wait_for_url("**/import")
 
-    page.set_input_files("#file", files=[{"name": "meters.xlsx", "mimeType": XLSX, "buffer": workbook(rows("909"))}])
+    page.set_input_files(
+        "#file", files=[{"name": "meters.xlsx", "mimeType": XLSX, "buffer": workbook(rows("909"))}]
+    )
     page.click("text=检查文件")
     error_row = page.locator("table.import-errors tbody tr")
     error_row.first.wait_for()
@@ -53,7 +66,9 @@ def test_import_with_a_bad_row_writes_nothing_then_the_good_file_is_confirmed(pa
     shot(page, "import-bad-row")
     assert Meter.select().count() == before
 
-    page.set_input_files("#file", files=[{"name": "meters.xlsx", "mimeType": XLSX, "buffer": workbook(rows())}])
+    page.set_input_files(
+        "#file", files=[{"name": "meters.xlsx", "mimeType": XLSX, "buffer": workbook(rows())}]
+    )
     page.click("text=检查文件")
     page.wait_for_selector("text=4 行可以导入")
     shot(page, "import-preview")

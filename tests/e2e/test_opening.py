@@ -14,14 +14,18 @@ from tests.e2e.conftest import login, nav, shot
 
 def settled(page) -> None:
     """Wait until htmx has no request in flight and has processed what it swapped in."""
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
+    page.wait_for_function(
+        "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
     page.wait_for_timeout(50)
 
 
 @pytest.mark.parametrize("page", ["tablet"], indirect=True)
 def test_manager_opens_an_account_through_the_wizard_and_lands_on_it(page, live_server, site):
     room = add_room(site.prop, building="B", floor="2", number="201", actor=SYSTEM, now=site.now)
-    meter = create_meter(site.prop, serial="E-WIZ-1", kind="electricity", room=room, actor=SYSTEM, now=site.now)
+    meter = create_meter(
+        site.prop, serial="E-WIZ-1", kind="electricity", room=room, actor=SYSTEM, now=site.now
+    )
     login(page, live_server, "manager")
     nav(page, "开户")
     page.wait_for_url("**/accounts/open")
@@ -41,7 +45,9 @@ def test_manager_opens_an_account_through_the_wizard_and_lands_on_it(page, live_
     page.fill(f"#initial_{meter.id}", "5.00")
     page.select_option("#tariff_electricity", value=str(site.flat.id))
     page.fill("#sale_amount", "100")
-    page.wait_for_selector("#open-preview >> text=¥97.00")  # the service fee shown before confirming
+    page.wait_for_selector(
+        "#open-preview >> text=¥97.00"
+    )  # the service fee shown before confirming
     shot(page, "open-wizard")
     page.click("text=确认开户")
     page.wait_for_url(re.compile(r"/accounts/\d+$"))
@@ -54,13 +60,17 @@ def test_manager_opens_an_account_through_the_wizard_and_lands_on_it(page, live_
 
 
 @pytest.mark.parametrize("page", ["tablet"], indirect=True)
-def test_tenant_center_draws_the_usage_chart_and_the_site_tree_expands_to_rooms(page, live_server, site):
+def test_tenant_center_draws_the_usage_chart_and_the_site_tree_expands_to_rooms(
+    page, live_server, site
+):
     import datetime as dt
 
     from app.domain.readings import apply_reading
 
     acct, (meter,) = site.account(initial=0, at=site.now - dt.timedelta(days=3))
-    apply_reading(meter, read_at=site.now - dt.timedelta(days=1), total=1200, actor=SYSTEM, now=site.now)
+    apply_reading(
+        meter, read_at=site.now - dt.timedelta(days=1), total=1200, actor=SYSTEM, now=site.now
+    )
     login(page, live_server, "viewer")
     page.goto(f"{live_server}/tenants/{acct.tenant_id}")
     page.wait_for_selector("#usage-chart canvas")  # ECharts drew into the container

@@ -11,13 +11,27 @@ from tests.e2e.conftest import VIEWPORTS, login, nav, shot
 
 # Each main-menu entry and the permission that offers it (mirrors templates/base.html).
 NAV = {
-    "/overview": "overview.view", "/accounts": "account.view", "/tenants": "account.view",
-    "/accounts/open": "account.open", "/site": "account.view", "/meters": "account.view",
-    "/gateways": "account.view", "/batches": "account.view", "/sms/alerts": "alert.view",
-    "/tariffs": "account.view", "/operations/jobs": "operations.view", "/sms/outbox": "sms.view", "/import": "site.edit",
-    "/export": "account.view", "/users": "user.manage", "/audit": "audit.view", "/settings": "account.view",
+    "/overview": "overview.view",
+    "/accounts": "account.view",
+    "/tenants": "account.view",
+    "/accounts/open": "account.open",
+    "/site": "account.view",
+    "/meters": "account.view",
+    "/gateways": "account.view",
+    "/batches": "account.view",
+    "/sms/alerts": "alert.view",
+    "/tariffs": "account.view",
+    "/operations/jobs": "operations.view",
+    "/sms/outbox": "sms.view",
+    "/import": "site.edit",
+    "/export": "account.view",
+    "/users": "user.manage",
+    "/audit": "audit.view",
+    "/settings": "account.view",
 }
-OFFERED = {role: {path for path, perm in NAV.items() if role in PERMISSIONS[perm]} for role in ROLES}
+OFFERED = {
+    role: {path for path, perm in NAV.items() if role in PERMISSIONS[perm]} for role in ROLES
+}
 SELLS = {"admin", "manager", "cashier"}
 REVERSES = {"admin", "manager"}
 SEES_LEDGER = {"admin", "manager", "viewer"}
@@ -33,7 +47,9 @@ def desktop(browser):
 
 
 def _nav_paths(page) -> set[str]:
-    hrefs = page.eval_on_selector_all("header nav a", "links => links.map(a => new URL(a.href).pathname)")
+    hrefs = page.eval_on_selector_all(
+        "header nav a", "links => links.map(a => new URL(a.href).pathname)"
+    )
     return {h for h in hrefs if h in NAV}
 
 
@@ -49,10 +65,14 @@ def test_each_role_is_offered_only_what_it_may_do(desktop, live_server, site, ro
     desktop.goto(f"{live_server}/accounts/{acct.id}")
     assert (desktop.locator("form[action$='/reverse'] button").count() == 1) == (role in REVERSES)
     assert (desktop.locator("h2", has_text="账务流水").count() == 1) == (role in SEES_LEDGER)
-    assert (desktop.locator(f"a.button[href$='/accounts/{acct.id}/sale']").count() == 1) == (role in SELLS)
+    assert (desktop.locator(f"a.button[href$='/accounts/{acct.id}/sale']").count() == 1) == (
+        role in SELLS
+    )
 
     desktop.goto(f"{live_server}/settings")
-    assert (desktop.locator("#settings-form button[type=submit]").count() == 1) == (role in ("admin", "manager"))
+    assert (desktop.locator("#settings-form button[type=submit]").count() == 1) == (
+        role in ("admin", "manager")
+    )
     shot(desktop, f"roles-{role}")
 
 

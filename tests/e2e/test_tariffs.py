@@ -28,7 +28,9 @@ def test_manager_builds_a_tou_tariff_with_the_segment_editor(page, live_server, 
     page.wait_for_selector("#seg-start-3")
     assert page.input_value("#seg-start-2") == "18:00"  # rows typed before survive the re-render
     page.fill("#seg-start-3", "22:00")
-    assert page.inner_text("tr.seg-row:nth-child(3) td.until") == "22:00"  # the peak row now ends at 22:00
+    assert (
+        page.inner_text("tr.seg-row:nth-child(3) td.until") == "22:00"
+    )  # the peak row now ends at 22:00
     page.select_option("#seg-rate-3", "valley")
     assert page.locator("tr.seg-row").count() == 4
 
@@ -45,8 +47,12 @@ def test_manager_builds_a_tou_tariff_with_the_segment_editor(page, live_server, 
     page.wait_for_url(re.compile(r".*/tariffs/\d+$"))
     tariff = Tariff.get(Tariff.name == "写字楼分时")
     spec = json.loads(TariffVersion.get(TariffVersion.tariff == tariff).spec)
-    assert spec["segments"] == [{"start": "00:00", "rate": "valley"}, {"start": "08:00", "rate": "flat"},
-                                {"start": "18:00", "rate": "peak"}, {"start": "22:00", "rate": "valley"}]
+    assert spec["segments"] == [
+        {"start": "00:00", "rate": "valley"},
+        {"start": "08:00", "rate": "flat"},
+        {"start": "18:00", "rate": "peak"},
+        {"start": "22:00", "rate": "valley"},
+    ]
     assert spec["prices"] == {"peak": 10000, "flat": 7000, "valley": 3500}
     assert page.locator(".tou-bar").count() == 1  # the saved version's day on the tariff page
     shot(page, "tariff-tou-saved")

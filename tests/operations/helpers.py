@@ -22,7 +22,9 @@ def balance(account) -> int:
 
 
 def system_balance(prop, code: str) -> int:
-    return LedgerAccount.get((LedgerAccount.property == prop) & (LedgerAccount.code == code)).balance_fen
+    return LedgerAccount.get(
+        (LedgerAccount.property == prop) & (LedgerAccount.code == code)
+    ).balance_fen
 
 
 def read(meter, at: dt.datetime, total: int, **kw):

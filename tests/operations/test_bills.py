@@ -25,8 +25,12 @@ NOV, OCT = 202611, 202610
 
 
 def ledger_balance(acct, before):
-    total = (Leg.select(Leg.amount_fen).join(Entry)
-             .where((Leg.ledger_account == acct.wallet_id) & (Entry.created_at < before)).tuples())
+    total = (
+        Leg.select(Leg.amount_fen)
+        .join(Entry)
+        .where((Leg.ledger_account == acct.wallet_id) & (Entry.created_at < before))
+        .tuples()
+    )
     return -sum(a for (a,) in total)
 
 
@@ -36,24 +40,57 @@ def month(site):
     oct20 = local("2026-10-20 10:00")
     acct, (e, w) = site.account(kinds=("electricity", "water"), at=oct20)
     other, _ = site.account(at=oct20)
-    sell(acct, amount_fen=50000, method="cash", idempotency_key="oct", actor=SYSTEM, now=oct20)  # 485.00
+    sell(
+        acct, amount_fen=50000, method="cash", idempotency_key="oct", actor=SYSTEM, now=oct20
+    )  # 485.00
     read(e, local("2026-10-31 20:00"), 1000)  # 10 kWh = 7.00, October
     master = create_meter(site.prop, serial="M1", kind="electricity", actor=SYSTEM, now=oct20)
-    group = create_group(site.prop, name="Common area", master_meter=master, mode="master", rule="area",
-                         tariff=site.flat, members=[acct, other], master_initial_total=0, start_month=OCT,
-                         actor=SYSTEM, now=oct20)
+    group = create_group(
+        site.prop,
+        name="Common area",
+        master_meter=master,
+        mode="master",
+        rule="area",
+        tariff=site.flat,
+        members=[acct, other],
+        master_initial_total=0,
+        start_month=OCT,
+        actor=SYSTEM,
+        now=oct20,
+    )
     read(master, local("2026-10-30 12:00"), 2000)  # 20 kWh = 14.00, split 7.00 / 7.00
-    create_recurring_charge(acct, kind="rent", amount_fen=20000, schedule="monthly", day_of_month=1,
-                            start_date=dt.date(2026, 11, 1), name="Shop 1 rent", actor=SYSTEM, now=oct20)
+    create_recurring_charge(
+        acct,
+        kind="rent",
+        amount_fen=20000,
+        schedule="monthly",
+        day_of_month=1,
+        start_date=dt.date(2026, 11, 1),
+        name="Shop 1 rent",
+        actor=SYSTEM,
+        now=oct20,
+    )
     read(w, local("2026-10-31 22:00"), 400)  # 0.4 m3 = 2.00, deducted on Nov 1 for Oct 31
     deduct_water_day(site.prop, dt.date(2026, 10, 31), actor=SYSTEM, now=local("2026-11-01 00:10"))
     charge_due(site.prop, today=dt.date(2026, 11, 1), actor=SYSTEM, now=local("2026-11-01 00:15"))
     post_apportionment(group, OCT, actor=SYSTEM, now=local("2026-11-01 01:00"))
-    sale = sell(acct, amount_fen=10000, method="wechat", idempotency_key="nov", actor=SYSTEM,
-                now=local("2026-11-03 09:00")).sale  # 97.00
+    sale = sell(
+        acct,
+        amount_fen=10000,
+        method="wechat",
+        idempotency_key="nov",
+        actor=SYSTEM,
+        now=local("2026-11-03 09:00"),
+    ).sale  # 97.00
     reverse_sale(sale, reason="wrong account", actor=SYSTEM, now=local("2026-11-03 09:05"))
-    sell(acct, amount_fen=20000, method="cash", idempotency_key="nov2", actor=SYSTEM,
-         now=local("2026-11-04 09:00"))  # 194.00
+    sell(
+        acct,
+        amount_fen=20000,
+        method="cash",
+        idempotency_key="nov2",
+        actor=SYSTEM,
+        now=local("2026-11-04 09:00"),
+    )  # 194.00
     read(e, local("2026-11-10 20:00"), 3000)  # 20 kWh = 14.00
     read(w, local("2026-11-10 20:00"), 1400)  # 1 m3 = 5.00
     deduct_water_day(site.prop, dt.date(2026, 11, 10), actor=SYSTEM, now=local("2026-11-11 00:10"))
@@ -73,8 +110,15 @@ def test_the_monthly_bill_reconciles_with_the_ledger(site, month):
     assert bill.apportionment_fen == 700
     assert bill.fees_fen == 20000
     assert bill.closing_fen == ledger_balance(acct, local("2026-12-01 00:00"))
-    assert bill.closing_fen == (bill.opening_fen + bill.sales_fen - bill.electricity_fen - bill.water_fen
-                                - bill.apportionment_fen - bill.fees_fen + bill.reversals_fen)
+    assert bill.closing_fen == (
+        bill.opening_fen
+        + bill.sales_fen
+        - bill.electricity_fen
+        - bill.water_fen
+        - bill.apportionment_fen
+        - bill.fees_fen
+        + bill.reversals_fen
+    )
     assert bill.reconciles
     assert compute_bill(acct, 202612).opening_fen == bill.closing_fen
     assert compute_bill(acct, 202612).water_fen == 100
@@ -85,7 +129,12 @@ def test_the_monthly_bill_reconciles_with_the_ledger(site, month):
     assert usage[w.serial].consumption == 1200 and usage[w.serial].rated_fen == 600
     # the share and its rule are on the bill
     (shared,) = bill.shared
-    assert (shared.group, shared.month, shared.rule, shared.amount_fen) == ("Common area", "2026-10", "area", 700)
+    assert (shared.group, shared.month, shared.rule, shared.amount_fen) == (
+        "Common area",
+        "2026-10",
+        "area",
+        700,
+    )
     assert (shared.weight, shared.weight_total) == (500000, 1000000)
     fee_line = next(line for line in bill.lines if line.category == "fees")
     assert "Shop 1 rent 2026-11-01 - 2026-11-30" in fee_line.memo
@@ -97,7 +146,14 @@ def test_regenerating_a_bill_gives_the_same_bill(site, month):
     first = compute_bill(acct, NOV)
     assert compute_bill(acct, NOV) == first
     # December's activity does not touch November's bill
-    sell(acct, amount_fen=5000, method="cash", idempotency_key="dec", actor=SYSTEM, now=local("2026-12-02 10:00"))
+    sell(
+        acct,
+        amount_fen=5000,
+        method="cash",
+        idempotency_key="dec",
+        actor=SYSTEM,
+        now=local("2026-12-02 10:00"),
+    )
     read(e, local("2026-12-02 11:00"), 3500)
     assert compute_bill(acct, NOV).digest == first.digest
 
@@ -109,7 +165,10 @@ def test_issued_bills_are_stored_once_and_checked_on_regeneration(site, month):
     snap = BillSnapshot.get((BillSnapshot.account == acct.id) & (BillSnapshot.month == NOV))
     assert snap.digest == compute_bill(acct, NOV).digest
     assert issue_bills(site.prop, month=NOV, actor=SYSTEM, now=local("2026-12-02 00:40")) == {
-        "issued": 0, "unchanged": 2, "changed": 0}
+        "issued": 0,
+        "unchanged": 2,
+        "changed": 0,
+    }
     summary = run_bills(now=local("2026-12-01 00:40"))
     assert summary.ran == 1
     assert Job.get(Job.key == f"bills:{site.prop.id}:2026-11").status == "ok"

@@ -26,7 +26,9 @@ def clock():
 def test_a_finished_job_is_not_run_again(app):
     calls = []
     job, ran = run_job("rent", "k1", lambda: calls.append(1) or {"n": 1}, clock=clock)
-    assert ran and job.status == "ok" and json.loads(job.counts) == {"n": 1} and job.finished_at == T0
+    assert (
+        ran and job.status == "ok" and json.loads(job.counts) == {"n": 1} and job.finished_at == T0
+    )
     job, ran = run_job("rent", "k1", lambda: calls.append(1) or {"n": 1}, clock=clock)
     assert not ran and calls == [1] and job.attempts == 1
 
@@ -37,7 +39,12 @@ def test_a_refusal_is_recorded_and_retried_until_the_limit(app):
 
     for attempt in range(1, MAX_ATTEMPTS + 1):
         job, ran = run_job("apportionment", "k2", refuse, clock=clock)
-        assert ran and job.status == "failed" and job.error == "rooms have no area" and job.attempts == attempt
+        assert (
+            ran
+            and job.status == "failed"
+            and job.error == "rooms have no area"
+            and job.attempts == attempt
+        )
     job, ran = run_job("apportionment", "k2", refuse, clock=clock)
     assert not ran
     with pytest.raises(PermissionDenied):
@@ -56,14 +63,25 @@ def test_an_unexpected_error_keeps_its_traceback_and_is_raised_for_huey_to_retry
     with pytest.raises(ZeroDivisionError):
         run_job("bills", "k3", crash, clock=clock)
     job = Job.get(Job.key == "k3")
-    assert job.status == "failed" and "ZeroDivisionError: boom" in job.error and "Traceback" in job.error
+    assert (
+        job.status == "failed"
+        and "ZeroDivisionError: boom" in job.error
+        and "Traceback" in job.error
+    )
 
 
 def test_one_property_failing_does_not_stop_the_others(app, now, monkeypatch):
     a, b = make_site(now, code="P1"), make_site(now, code="P2")
     for s in (a, b):
         acct, (w,) = s.account(kinds=("water",))
-        sell(acct, amount_fen=10000, method="cash", idempotency_key=f"k{s.prop.id}", actor=SYSTEM, now=now)
+        sell(
+            acct,
+            amount_fen=10000,
+            method="cash",
+            idempotency_key=f"k{s.prop.id}",
+            actor=SYSTEM,
+            now=now,
+        )
         read(w, local("2026-11-02 15:00"), 100)
     real = jobs_module.deduct_water_day
 
@@ -89,10 +107,20 @@ def test_periodic_tasks_are_locked_declare_retries_and_record_jobs(site, now, mo
     monkeypatch.setattr(tasks, "utcnow", lambda: local("2026-12-01 03:00"))
     assert tasks.water_daily_task.call_local()["ran"] >= 1
     assert tasks.rent_task.call_local()["ran"] == 1
-    assert tasks.apportionment_task.call_local() == {"ran": 0, "skipped": 0, "failed": 0, "errors": []}
+    assert tasks.apportionment_task.call_local() == {
+        "ran": 0,
+        "skipped": 0,
+        "failed": 0,
+        "errors": [],
+    }
     assert tasks.bills_task.call_local()["ran"] == 1
     kinds = {j.kind for j in Job.select()}
     assert kinds == {"water.daily", "rent", "bills"}
-    for task in (tasks.water_daily_task, tasks.rent_task, tasks.apportionment_task, tasks.bills_task):
+    for task in (
+        tasks.water_daily_task,
+        tasks.rent_task,
+        tasks.apportionment_task,
+        tasks.bills_task,
+    ):
         assert task.retries >= 1
     assert tasks.bills_task.call_local() == {"ran": 0, "skipped": 1, "failed": 0, "errors": []}

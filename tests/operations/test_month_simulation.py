@@ -49,13 +49,19 @@ DEBIT_KINDS = ("charge", "apportionment", "rent", "property_fee")
 
 def wallet_effects(wallet_ids, kinds):
     """Σ over the wallets of the legs of entries of ``kinds``, as the change of balance."""
-    total = (Leg.select(fn.SUM(Leg.amount_fen)).join(Entry)
-             .where(Leg.ledger_account.in_(wallet_ids) & Entry.kind.in_(kinds)).scalar())
+    total = (
+        Leg.select(fn.SUM(Leg.amount_fen))
+        .join(Entry)
+        .where(Leg.ledger_account.in_(wallet_ids) & Entry.kind.in_(kinds))
+        .scalar()
+    )
     return -int(total or 0)
 
 
 def revenue(prop, code):
-    return LedgerAccount.get((LedgerAccount.property == prop) & (LedgerAccount.code == code)).balance_fen
+    return LedgerAccount.get(
+        (LedgerAccount.property == prop) & (LedgerAccount.code == code)
+    ).balance_fen
 
 
 class Mall:
@@ -65,53 +71,134 @@ class Mall:
         load_demo(str(tmp_path / "admin-password"), now=START - dt.timedelta(hours=6))
         self.prop = Property.get(Property.code == CODE)
         self.rng = random.Random(2611)
-        self.accounts = list(Account.select().where(Account.property == self.prop).order_by(Account.number))
-        meters = list(Meter.select().where((Meter.property == self.prop) & (Meter.status == "active")))
+        self.accounts = list(
+            Account.select().where(Account.property == self.prop).order_by(Account.number)
+        )
+        meters = list(
+            Meter.select().where((Meter.property == self.prop) & (Meter.status == "active"))
+        )
         self.totals = {m.id: m.last_total for m in meters}
         self.tenant_meters = meters
-        self.load_w = {m.id: self.rng.choice([500, 1500, 3000, 6000]) for m in meters if m.kind == "electricity"}
+        self.load_w = {
+            m.id: self.rng.choice([500, 1500, 3000, 6000])
+            for m in meters
+            if m.kind == "electricity"
+        }
         public = Tariff.get((Tariff.property == self.prop) & (Tariff.name == "公共区域单一电价"))
         water = Tariff.get((Tariff.property == self.prop) & (Tariff.utility == "water"))
         at = START - dt.timedelta(hours=5)
-        self.lobby = create_meter(self.prop, serial="PUB-LOBBY", kind="electricity", max_rate=1_000_000,
-                                  actor=SYSTEM, now=at)
-        self.feeder = create_meter(self.prop, serial="FEED-A", kind="electricity", max_rate=1_000_000,
-                                   actor=SYSTEM, now=at)
-        self.water_main = create_meter(self.prop, serial="WMAIN", kind="water", max_rate=100_000,
-                                       actor=SYSTEM, now=at)
-        building_a = [m for m in meters if m.kind == "electricity" and m.room.floor.building.name == "A座"]
+        self.lobby = create_meter(
+            self.prop,
+            serial="PUB-LOBBY",
+            kind="electricity",
+            max_rate=1_000_000,
+            actor=SYSTEM,
+            now=at,
+        )
+        self.feeder = create_meter(
+            self.prop, serial="FEED-A", kind="electricity", max_rate=1_000_000, actor=SYSTEM, now=at
+        )
+        self.water_main = create_meter(
+            self.prop, serial="WMAIN", kind="water", max_rate=100_000, actor=SYSTEM, now=at
+        )
+        building_a = [
+            m for m in meters if m.kind == "electricity" and m.room.floor.building.name == "A座"
+        ]
         a_accounts = sorted({m.account_id for m in building_a})
         water_meters = [m for m in meters if m.kind == "water"]
-        self.feeds = {self.feeder.id: [m.id for m in building_a],
-                      self.water_main.id: [m.id for m in water_meters]}
-        create_group(self.prop, name="公共区域", master_meter=self.lobby, mode="master", rule="area",
-                     tariff=public, members=self.accounts, master_initial_total=0, start_month=NOV,
-                     actor=SYSTEM, now=at)
-        create_group(self.prop, name="A座线损", master_meter=self.feeder, mode="loss", rule="consumption",
-                     tariff=public, members=[a for a in self.accounts if a.id in a_accounts],
-                     sub_meters=building_a, master_initial_total=0, start_month=NOV, actor=SYSTEM, now=at)
-        create_group(self.prop, name="水损", master_meter=self.water_main, mode="loss", rule="fixed",
-                     tariff=water,
-                     members=[(Account.get_by_id(m.account_id), 1 + i % 3) for i, m in enumerate(water_meters)],
-                     sub_meters=water_meters, master_initial_total=0, start_month=NOV, actor=SYSTEM, now=at)
+        self.feeds = {
+            self.feeder.id: [m.id for m in building_a],
+            self.water_main.id: [m.id for m in water_meters],
+        }
+        create_group(
+            self.prop,
+            name="公共区域",
+            master_meter=self.lobby,
+            mode="master",
+            rule="area",
+            tariff=public,
+            members=self.accounts,
+            master_initial_total=0,
+            start_month=NOV,
+            actor=SYSTEM,
+            now=at,
+        )
+        create_group(
+            self.prop,
+            name="A座线损",
+            master_meter=self.feeder,
+            mode="loss",
+            rule="consumption",
+            tariff=public,
+            members=[a for a in self.accounts if a.id in a_accounts],
+            sub_meters=building_a,
+            master_initial_total=0,
+            start_month=NOV,
+            actor=SYSTEM,
+            now=at,
+        )
+        create_group(
+            self.prop,
+            name="水损",
+            master_meter=self.water_main,
+            mode="loss",
+            rule="fixed",
+            tariff=water,
+            members=[
+                (Account.get_by_id(m.account_id), 1 + i % 3) for i, m in enumerate(water_meters)
+            ],
+            sub_meters=water_meters,
+            master_initial_total=0,
+            start_month=NOV,
+            actor=SYSTEM,
+            now=at,
+        )
         for m in (self.lobby, self.feeder, self.water_main):
             self.totals[m.id] = 0
         for i, acct in enumerate(self.accounts[:12]):
-            create_recurring_charge(acct, kind="rent", amount_fen=150000 + 10000 * i, schedule="monthly",
-                                    day_of_month=1, start_date=dt.date(2026, 11, 1), name=f"{acct.number} 房租",
-                                    actor=SYSTEM, now=at)
+            create_recurring_charge(
+                acct,
+                kind="rent",
+                amount_fen=150000 + 10000 * i,
+                schedule="monthly",
+                day_of_month=1,
+                start_date=dt.date(2026, 11, 1),
+                name=f"{acct.number} 房租",
+                actor=SYSTEM,
+                now=at,
+            )
         for acct in self.accounts[12:18]:
-            create_recurring_charge(acct, kind="property_fee", amount_fen=5000, schedule="days", interval_days=7,
-                                    start_date=dt.date(2026, 11, 1), actor=SYSTEM, now=at)
-        create_recurring_charge(self.accounts[20], kind="rent", amount_fen=90000, schedule="monthly",
-                                day_of_month=1, start_date=dt.date(2026, 11, 16), actor=SYSTEM, now=at)
+            create_recurring_charge(
+                acct,
+                kind="property_fee",
+                amount_fen=5000,
+                schedule="days",
+                interval_days=7,
+                start_date=dt.date(2026, 11, 1),
+                actor=SYSTEM,
+                now=at,
+            )
+        create_recurring_charge(
+            self.accounts[20],
+            kind="rent",
+            amount_fen=90000,
+            schedule="monthly",
+            day_of_month=1,
+            start_date=dt.date(2026, 11, 16),
+            actor=SYSTEM,
+            now=at,
+        )
         self.sale_keys = 0
 
     def read_all(self, t: dt.datetime) -> None:
         """Every meter read at ``t``: tenants use power while supplied, masters measure them."""
         local_hour = (t.hour + 8) % 24
         open_hours = 9 <= local_hour < 22
-        supplied = {m_id for m_id, state in Meter.select(Meter.id, Meter.relay_desired).tuples() if state == "on"}
+        supplied = {
+            m_id
+            for m_id, state in Meter.select(Meter.id, Meter.relay_desired).tuples()
+            if state == "on"
+        }
         used: dict[int, int] = {}
         for m in self.tenant_meters:
             if m.id not in supplied:
@@ -132,13 +219,22 @@ class Mall:
 
     def top_ups(self, t: dt.datetime) -> None:
         """Tenants low on money pay at the counter (most of them)."""
-        low = list(Account.select().where((Account.property == self.prop)
-                                          & Account.status.in_(("alarm2", "arrears"))).order_by(Account.id))
+        low = list(
+            Account.select()
+            .where((Account.property == self.prop) & Account.status.in_(("alarm2", "arrears")))
+            .order_by(Account.id)
+        )
         for acct in low:
             if self.rng.random() < 0.7:
                 self.sale_keys += 1
-                sell(acct, amount_fen=self.rng.choice([50000, 100000, 300000]), method="wechat",
-                     idempotency_key=f"sim-{self.sale_keys}", actor=SYSTEM, now=t)
+                sell(
+                    acct,
+                    amount_fen=self.rng.choice([50000, 100000, 300000]),
+                    method="wechat",
+                    idempotency_key=f"sim-{self.sale_keys}",
+                    actor=SYSTEM,
+                    now=t,
+                )
 
 
 def test_a_simulated_month_balances_to_the_fen(app, tmp_path):
@@ -169,8 +265,14 @@ def test_a_simulated_month_balances_to_the_fen(app, tmp_path):
     assert BillSnapshot.select().where(BillSnapshot.month == NOV).count() == len(mall.accounts)
     # rent cut someone off and a payment brought the supply back
     assert Event.select().where(Event.kind == "rent.charged").count() >= 12 + 6 * 4 + 1
-    cut = {e.account_id for e in Event.select().where((Event.kind == "relay.off") & (Event.created_at >= START))}
-    back = {e.account_id for e in Event.select().where((Event.kind == "relay.on") & (Event.created_at >= START))}
+    cut = {
+        e.account_id
+        for e in Event.select().where((Event.kind == "relay.off") & (Event.created_at >= START))
+    }
+    back = {
+        e.account_id
+        for e in Event.select().where((Event.kind == "relay.on") & (Event.created_at >= START))
+    }
     assert cut & back
 
     # the ledger verifies, from the domain and from the command line
@@ -181,23 +283,38 @@ def test_a_simulated_month_balances_to_the_fen(app, tmp_path):
     # wallets = net sales - everything charged (energy, water, apportionment, rent and fees)
     wallet_ids = [a.wallet_id for a in mall.accounts]
     wallets = sum(LedgerAccount.get_by_id(w).balance_fen for w in wallet_ids)
-    net_sales = sum(s.net_fen for s in Sale.select().where((Sale.property == mall.prop)
-                                                           & Sale.reversal_entry.is_null()))
+    net_sales = sum(
+        s.net_fen
+        for s in Sale.select().where((Sale.property == mall.prop) & Sale.reversal_entry.is_null())
+    )
     charges = -wallet_effects(wallet_ids, DEBIT_KINDS)
     assert charges > 0 and wallets == net_sales - charges
 
     # each revenue account is what its source says
     deducted = defaultdict(int)
-    for kind, fen in (Reading.select(Meter.kind, Reading.charge_fen).join(Meter)
-                      .where((Meter.property == mall.prop) & Reading.entry.is_null(False)).tuples()):
+    for kind, fen in (
+        Reading.select(Meter.kind, Reading.charge_fen)
+        .join(Meter)
+        .where((Meter.property == mall.prop) & Reading.entry.is_null(False))
+        .tuples()
+    ):
         deducted[kind] += fen
     assert revenue(mall.prop, "revenue:electricity") == deducted["electricity"]
     assert revenue(mall.prop, "revenue:water") == deducted["water"]
-    assert revenue(mall.prop, "revenue:apportionment") == sum(r.amount_fen for r in ApportionmentRun.select())
-    assert revenue(mall.prop, "revenue:rent") == -wallet_effects(wallet_ids, ("rent", "property_fee"))
+    assert revenue(mall.prop, "revenue:apportionment") == sum(
+        r.amount_fen for r in ApportionmentRun.select()
+    )
+    assert revenue(mall.prop, "revenue:rent") == -wallet_effects(
+        wallet_ids, ("rent", "property_fee")
+    )
     assert deducted["electricity"] + deducted["water"] == -wallet_effects(wallet_ids, ("charge",))
-    pending_water = (Reading.select(fn.SUM(Reading.charge_fen)).join(Meter)
-                     .where((Meter.kind == "water") & Reading.entry.is_null()).scalar() or 0)
+    pending_water = (
+        Reading.select(fn.SUM(Reading.charge_fen))
+        .join(Meter)
+        .where((Meter.kind == "water") & Reading.entry.is_null())
+        .scalar()
+        or 0
+    )
     assert 0 < pending_water < 20000  # only today's water waits for tonight's deduction
 
     # November's bills reconcile with the ledger and with the issued copies
@@ -205,13 +322,18 @@ def test_a_simulated_month_balances_to_the_fen(app, tmp_path):
     assert len(bills) == len(mall.accounts)
     for bill in bills:
         assert bill.reconciles
-        assert BillSnapshot.get((BillSnapshot.account == bill.account_id) & (BillSnapshot.month == NOV)).digest \
+        assert (
+            BillSnapshot.get(
+                (BillSnapshot.account == bill.account_id) & (BillSnapshot.month == NOV)
+            ).digest
             == bill.digest
+        )
     december = {a.id: compute_bill(a, 202612) for a in mall.accounts}
     assert all(december[b.account_id].opening_fen == b.closing_fen for b in bills)
     assert sum(december[a.id].closing_fen for a in mall.accounts) == wallets
-    assert sum(b.fees_fen for b in bills) + sum(d.fees_fen for d in december.values()) \
-        == -wallet_effects(wallet_ids, ("rent", "property_fee"))
+    assert sum(b.fees_fen for b in bills) + sum(
+        d.fees_fen for d in december.values()
+    ) == -wallet_effects(wallet_ids, ("rent", "property_fee"))
     # November's apportionment, posted on December 1st, is on December's bills with its rule
     shared = [s for d in december.values() for s in d.shared]
     assert {s.group for s in shared} == {"公共区域", "A座线损", "水损"}

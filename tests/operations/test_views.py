@@ -27,7 +27,9 @@ def csrf(client):
 
 def login(client, username):
     client.get("/login")
-    client.post("/login", data={"username": username, "password": "password123", "csrf_token": csrf(client)})
+    client.post(
+        "/login", data={"username": username, "password": "password123", "csrf_token": csrf(client)}
+    )
     client.get("/login")
 
 
@@ -43,10 +45,22 @@ def october(site):
     a1, (e1,) = site.account(at=OCT1)
     a2, _ = site.account(at=OCT1)
     for a in (a1, a2):
-        sell(a, amount_fen=100000, method="cash", idempotency_key=f"s{a.id}", actor=SYSTEM, now=OCT1)
+        sell(
+            a, amount_fen=100000, method="cash", idempotency_key=f"s{a.id}", actor=SYSTEM, now=OCT1
+        )
     master = create_meter(site.prop, serial="LOBBY", kind="electricity", actor=SYSTEM, now=OCT1)
-    group = create_group(site.prop, name="Lobby", master_meter=master, mode="master", rule="area",
-                         tariff=site.flat, members=[a1, a2], master_initial_total=0, actor=SYSTEM, now=OCT1)
+    group = create_group(
+        site.prop,
+        name="Lobby",
+        master_meter=master,
+        mode="master",
+        rule="area",
+        tariff=site.flat,
+        members=[a1, a2],
+        master_initial_total=0,
+        actor=SYSTEM,
+        now=OCT1,
+    )
     read(master, local("2026-10-20 12:00"), 1001)  # 10.01 kWh = 7.007 -> 7.01
     read(e1, local("2026-10-20 12:00"), 500)
     return group, a1, a2
@@ -67,7 +81,12 @@ def test_jobs_page_shows_runs_to_managers_and_viewers_only(client, users, site):
     assert "<html" not in partial.text and "apportionment:9:2026-10" in partial.text
     assert "rent:1:2026-11-02" not in partial.text
     job = Job.get(Job.status == "failed")
-    assert client.post(f"/operations/jobs/{job.id}/reset", data={"csrf_token": csrf(client)}).status_code == 403
+    assert (
+        client.post(
+            f"/operations/jobs/{job.id}/reset", data={"csrf_token": csrf(client)}
+        ).status_code
+        == 403
+    )
     client.post("/logout", data={"csrf_token": csrf(client)})
     login(client, "cashier")
     assert client.get("/operations/jobs").status_code == 403
@@ -80,8 +99,10 @@ def test_jobs_page_shows_runs_to_managers_and_viewers_only(client, users, site):
 def test_apportionment_dry_run_then_post_from_the_console(client, users, october):
     group, a1, a2 = october
     login(client, "viewer")
-    preview = client.get(f"/operations/apportionment/preview?group={group.id}&month=2026-10",
-                         headers={"HX-Request": "true"})
+    preview = client.get(
+        f"/operations/apportionment/preview?group={group.id}&month=2026-10",
+        headers={"HX-Request": "true"},
+    )
     assert preview.status_code == 200 and "<html" not in preview.text
     assert "¥7.01" in preview.text and "¥3.51" in preview.text and "¥3.50" in preview.text
     assert "digest" not in preview.text  # a viewer sees the split but gets no post form
@@ -92,7 +113,9 @@ def test_apportionment_dry_run_then_post_from_the_console(client, users, october
     digest = re.search(r'name="digest" value="([0-9a-f]{64})"', preview.text).group(1)
     form = {"group": group.id, "month": "2026-10", "digest": digest, "csrf_token": csrf(client)}
     first = client.post("/operations/apportionment/post", data=form)
-    second = client.post("/operations/apportionment/post", data=form)  # a double click posts nothing more
+    second = client.post(
+        "/operations/apportionment/post", data=form
+    )  # a double click posts nothing more
     assert first.status_code == second.status_code == 303
     assert first.headers["Location"] == second.headers["Location"]
     assert ApportionmentRun.select().count() == 1
@@ -128,7 +151,9 @@ def test_bill_page_and_excel_downloads(client, users, october):
     assert one.status_code == 200 and one.mimetype.endswith("spreadsheetml.sheet")
     ws = load_workbook(io.BytesIO(one.data)).active
     values = [c.value for row in ws.iter_rows() for c in row]
-    assert Decimal("970.00") in values and Decimal("966.50") in values  # sale, and closing after 3.50
+    assert (
+        Decimal("970.00") in values and Decimal("966.50") in values
+    )  # sale, and closing after 3.50
     everything = client.get("/operations/bills/all/2026-10.xlsx")
     assert everything.status_code == 200
     summary = load_workbook(io.BytesIO(everything.data)).worksheets[0]

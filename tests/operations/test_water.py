@@ -57,7 +57,12 @@ def test_water_day_deduction_is_idempotent(funded):
     again = deduct_water_day(acct.property, NOV2, actor=SYSTEM, now=local("2026-11-03 09:00"))
     assert not again.created and again.entry_id == first.entry_id and again.amount_fen == 800
     assert balance(acct) == before - 800
-    assert Entry.select().where(Entry.idempotency_key == f"water:{acct.property_id}:2026-11-02").count() == 1
+    assert (
+        Entry.select()
+        .where(Entry.idempotency_key == f"water:{acct.property_id}:2026-11-02")
+        .count()
+        == 1
+    )
     nov3 = deduct_water_day(acct.property, NOV3, actor=SYSTEM, now=local("2026-11-04 00:10"))
     assert nov3.amount_fen == 101  # 201 L = 1.005 yuan + the 0.5 fen carried = 1.01
     assert balance(acct) == before - 901
@@ -78,7 +83,12 @@ def test_a_reading_arriving_after_its_day_was_deducted_goes_with_the_next_day(fu
     # a pushed reading time-stamped 23:00 on Nov 2 arrives at 01:00 on Nov 3
     late = read(w, local("2026-11-02 23:00"), 1200)
     assert late.status == "accepted" and late.charge_fen == 100
-    assert deduct_water_day(acct.property, NOV2, actor=SYSTEM, now=local("2026-11-03 02:00")).amount_fen == 500
+    assert (
+        deduct_water_day(
+            acct.property, NOV2, actor=SYSTEM, now=local("2026-11-03 02:00")
+        ).amount_fen
+        == 500
+    )
     nov3 = deduct_water_day(acct.property, NOV3, actor=SYSTEM, now=local("2026-11-04 00:10"))
     assert nov3.amount_fen == 100
     assert sum(r.charge_fen for r in Reading.select().where(Reading.meter == w.id)) == 600
@@ -87,7 +97,9 @@ def test_a_reading_arriving_after_its_day_was_deducted_goes_with_the_next_day(fu
 
 def test_valve_closes_at_zero_through_the_command_queue(site, now):
     acct, (e, w) = site.account(kinds=("electricity", "water"))
-    sell(acct, amount_fen=103, method="cash", idempotency_key="a", actor=SYSTEM, now=now)  # 1.00 net
+    sell(
+        acct, amount_fen=103, method="cash", idempotency_key="a", actor=SYSTEM, now=now
+    )  # 1.00 net
     Meter.update(relay_confirmed="on").where(Meter.account == acct.id).execute()
     read(w, local("2026-11-02 15:00"), 1000)  # 5.00 of water
     assert Account.get_by_id(acct.id).status != "arrears"
@@ -95,15 +107,28 @@ def test_valve_closes_at_zero_through_the_command_queue(site, now):
     assert balance(acct) == -400 and Account.get_by_id(acct.id).status == "arrears"
     water = Meter.get_by_id(w.id)
     assert (water.relay_desired, water.relay_reason) == ("off", "arrears")
-    assert Command.get((Command.meter == w.id) & (Command.status == "pending")).kind == "valve_close"
+    assert (
+        Command.get((Command.meter == w.id) & (Command.status == "pending")).kind == "valve_close"
+    )
     assert Command.get((Command.meter == e.id) & (Command.status == "pending")).kind == "relay_off"
-    assert Event.select().where((Event.kind == "balance.arrears") & (Event.account == acct.id)).exists()
+    assert (
+        Event.select()
+        .where((Event.kind == "balance.arrears") & (Event.account == acct.id))
+        .exists()
+    )
 
 
 def test_tiered_water_blocks_still_apply_per_month(site, now):
-    tiered = create_tariff(site.prop, name="water tiers", utility="water", kind="tiered",
-                           spec={"blocks": [{"upto": 2, "price": 40000}, {"upto": None, "price": 60000}]},
-                           effective_from=now - dt.timedelta(days=30), actor=SYSTEM, now=now)
+    tiered = create_tariff(
+        site.prop,
+        name="water tiers",
+        utility="water",
+        kind="tiered",
+        spec={"blocks": [{"upto": 2, "price": 40000}, {"upto": None, "price": 60000}]},
+        effective_from=now - dt.timedelta(days=30),
+        actor=SYSTEM,
+        now=now,
+    )
     acct, (w,) = site.account(kinds=("water",))
     Account.update(tariff_water=tiered).where(Account.id == acct.id).execute()
     read(w, local("2026-11-02 18:00"), 1500)  # 1.5 m3 in block 1 = 6.00
@@ -111,9 +136,14 @@ def test_tiered_water_blocks_still_apply_per_month(site, now):
     read(w, local("2026-12-01 08:00"), 3500)  # by time: 1 m3 mostly November (block 2) ...
     total = 0
     for day in (NOV2, NOV3, dt.date(2026, 12, 1)):
-        total += deduct_water_day(site.prop, day, actor=SYSTEM, now=local("2026-12-02 00:10")).amount_fen
+        total += deduct_water_day(
+            site.prop, day, actor=SYSTEM, now=local("2026-12-02 00:10")
+        ).amount_fen
     assert total == sum(r.charge_fen for r in Reading.select().where(Reading.meter == w.id))
-    assert total == 600 + 500 + Reading.get((Reading.meter == w.id) & (Reading.total == 3500)).charge_fen
+    assert (
+        total
+        == 600 + 500 + Reading.get((Reading.meter == w.id) & (Reading.total == 3500)).charge_fen
+    )
     assert balance(acct) == -total
 
 
@@ -149,8 +179,12 @@ def test_the_daily_run_records_a_job_per_day_and_catches_up_missed_days(funded):
 _codes = itertools.count()
 
 
-@settings(max_examples=20, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=20,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(steps=st.lists(st.tuples(st.integers(1, 20), st.integers(0, 777)), min_size=1, max_size=15))
 def test_daily_deductions_add_up_to_rating_the_whole_consumption_at_once(app, now, steps):
     site = make_site(now, code=f"W{next(_codes)}")
@@ -178,10 +212,17 @@ def test_a_released_held_water_reading_is_deducted_by_the_daily_run(funded):
     held = read(w, local("2026-11-02 13:00"), 50_000)  # 50 m3 in an hour: above the plausible rate
     assert held.status == "held"
     row = Reading.get((Reading.meter == w.id) & (Reading.status == "held"))
-    released = release_held_reading(row, actor=SYSTEM, now=local("2026-11-02 16:00"), reason="pipe burst")
+    released = release_held_reading(
+        row, actor=SYSTEM, now=local("2026-11-02 16:00"), reason="pipe burst"
+    )
     assert released.status == "released" and released.charge_fen == 25000
     assert balance(acct) == before and Reading.get_by_id(row.id).entry_id is None
-    assert deduct_water_day(acct.property, NOV2, actor=SYSTEM, now=local("2026-11-03 00:10")).amount_fen == 25000
+    assert (
+        deduct_water_day(
+            acct.property, NOV2, actor=SYSTEM, now=local("2026-11-03 00:10")
+        ).amount_fen
+        == 25000
+    )
     assert balance(acct) == before - 25000 and Reading.get_by_id(row.id).entry_id is not None
 
 
@@ -191,8 +232,20 @@ def test_a_swapped_water_meters_last_reading_is_still_deducted(site, funded):
 
     acct, _, w = funded
     before = balance(acct)
-    new = create_meter(site.prop, serial="W-NEW", kind="water", actor=SYSTEM, now=local("2026-11-02 14:00"))
-    swap_meter(w, new, old_final_total=800, new_initial_total=0, actor=SYSTEM, now=local("2026-11-02 15:00"))
+    new = create_meter(
+        site.prop, serial="W-NEW", kind="water", actor=SYSTEM, now=local("2026-11-02 14:00")
+    )
+    swap_meter(
+        w,
+        new,
+        old_final_total=800,
+        new_initial_total=0,
+        actor=SYSTEM,
+        now=local("2026-11-02 15:00"),
+    )
     read(new, local("2026-11-02 20:00"), 200)
-    assert deduct_water_day(site.prop, NOV2, actor=SYSTEM, now=local("2026-11-03 00:10")).amount_fen == 500
+    assert (
+        deduct_water_day(site.prop, NOV2, actor=SYSTEM, now=local("2026-11-03 00:10")).amount_fen
+        == 500
+    )
     assert balance(acct) == before - 500

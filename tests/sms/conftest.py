@@ -38,8 +38,15 @@ def configure(site, now):
     hours unless given)."""
 
     def apply(at=None, **values):
-        base = {"sender": "twilio", "twilio_account_sid": ACCOUNT_SID, "twilio_auth_token": AUTH_TOKEN,
-                "twilio_from": FROM, "quiet_start": "", "quiet_end": "", "staff_phones": ""}
+        base = {
+            "sender": "twilio",
+            "twilio_account_sid": ACCOUNT_SID,
+            "twilio_auth_token": AUTH_TOKEN,
+            "twilio_from": FROM,
+            "quiet_start": "",
+            "quiet_end": "",
+            "staff_phones": "",
+        }
         base.update({k: str(v) for k, v in values.items()})
         return sms.save_settings(site.prop, values=base, actor=SYSTEM, now=at or now)
 

@@ -18,14 +18,30 @@ AUTH_TOKEN = "f" * 30 + "1234"
 FROM = "+14155550100"
 
 ERRORS = {
-    400: {"code": 21211, "message": "The 'To' number is not a valid phone number.",
-          "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400},
-    429: {"code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429",
-          "status": 429},
-    500: {"code": 20500, "message": "Internal Server Error",
-          "more_info": "https://www.twilio.com/docs/errors/20500", "status": 500},
-    503: {"code": 20503, "message": "Service Unavailable",
-          "more_info": "https://www.twilio.com/docs/errors/20503", "status": 503},
+    400: {
+        "code": 21211,
+        "message": "The 'To' number is not a valid phone number.",
+        "more_info": "https://www.twilio.com/docs/errors/21211",
+        "status": 400,
+    },
+    429: {
+        "code": 20429,
+        "message": "Too Many Requests",
+        "more_info": "https://www.twilio.com/docs/errors/20429",
+        "status": 429,
+    },
+    500: {
+        "code": 20500,
+        "message": "Internal Server Error",
+        "more_info": "https://www.twilio.com/docs/errors/20500",
+        "status": 500,
+    },
+    503: {
+        "code": 20503,
+        "message": "Service Unavailable",
+        "more_info": "https://www.twilio.com/docs/errors/20503",
+        "status": 503,
+    },
 }
 
 
@@ -51,8 +67,9 @@ class FakeTwilio:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     @property
@@ -72,13 +89,28 @@ class FakeTwilio:
         if match is None:
             self._send(handler, 404, {"code": 20404, "message": "not found", "status": 404})
             return
-        expected = "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
-        self.requests.append({"path": handler.path, "form": form,
-                              "auth_ok": handler.headers.get("Authorization") == expected,
-                              "user_agent": handler.headers.get("User-Agent", "")})
+        expected = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
+        self.requests.append(
+            {
+                "path": handler.path,
+                "form": form,
+                "auth_ok": handler.headers.get("Authorization") == expected,
+                "user_agent": handler.headers.get("User-Agent", ""),
+            }
+        )
         if handler.headers.get("Authorization") != expected or match.group(1) != self.account_sid:
-            self._send(handler, 401, {"code": 20003, "message": "Authenticate",
-                                      "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401})
+            self._send(
+                handler,
+                401,
+                {
+                    "code": 20003,
+                    "message": "Authenticate",
+                    "more_info": "https://www.twilio.com/docs/errors/20003",
+                    "status": 401,
+                },
+            )
             return
         status = self.script.pop(0) if self.script else 201
         if status != 201:
@@ -86,16 +118,34 @@ class FakeTwilio:
             return
         self._n += 1
         sid = f"SM{self._n:032x}"
-        self._send(handler, 201, {
-            "sid": sid, "account_sid": self.account_sid, "to": form.get("To"), "from": form.get("From"),
-            "messaging_service_sid": form.get("MessagingServiceSid"), "body": form.get("Body"),
-            "status": "queued", "num_segments": "1", "num_media": "0", "direction": "outbound-api",
-            "api_version": "2010-04-01", "price": None, "price_unit": "USD", "error_code": None,
-            "error_message": None, "date_created": "Mon, 02 Nov 2026 04:00:00 +0000",
-            "date_sent": None, "date_updated": "Mon, 02 Nov 2026 04:00:00 +0000",
-            "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
-            "subresource_uris": {"media": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}/Media.json"},
-        })
+        self._send(
+            handler,
+            201,
+            {
+                "sid": sid,
+                "account_sid": self.account_sid,
+                "to": form.get("To"),
+                "from": form.get("From"),
+                "messaging_service_sid": form.get("MessagingServiceSid"),
+                "body": form.get("Body"),
+                "status": "queued",
+                "num_segments": "1",
+                "num_media": "0",
+                "direction": "outbound-api",
+                "api_version": "2010-04-01",
+                "price": None,
+                "price_unit": "USD",
+                "error_code": None,
+                "error_message": None,
+                "date_created": "Mon, 02 Nov 2026 04:00:00 +0000",
+                "date_sent": None,
+                "date_updated": "Mon, 02 Nov 2026 04:00:00 +0000",
+                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+                "subresource_uris": {
+                    "media": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}/Media.json"
+                },
+            },
+        )
 
     def close(self) -> None:
         self.server.shutdown()
@@ -160,11 +210,13 @@ class FakeModem:
                     continue
                 if self.echo:
                     self._write(command + "\r\n")
-                failure = next((err for prefix, err in self.fail.items() if command.startswith(prefix)), None)
+                failure = next(
+                    (err for prefix, err in self.fail.items() if command.startswith(prefix)), None
+                )
                 if failure:
                     self._write(f"\r\n{failure}\r\n")
                 elif command.startswith("AT+CMGS="):
-                    pending_number = command[len('AT+CMGS="'):-1]
+                    pending_number = command[len('AT+CMGS="') : -1]
                     self._write("\r\n> ")
                 elif command.startswith("AT"):
                     self._write("\r\nOK\r\n")

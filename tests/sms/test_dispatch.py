@@ -30,22 +30,34 @@ def _fresh_marks():
 
 def tenant_kinds(acct) -> list[str]:
     """Kinds of the account's messages since it was funded."""
-    return [m.kind for m in SmsMessage.select().where((SmsMessage.account == acct.id)
-                                                      & (SmsMessage.id > _MARK.get(acct.id, 0)))
-            .order_by(SmsMessage.id)]
+    return [
+        m.kind
+        for m in SmsMessage.select()
+        .where((SmsMessage.account == acct.id) & (SmsMessage.id > _MARK.get(acct.id, 0)))
+        .order_by(SmsMessage.id)
+    ]
 
 
 def funded_account(site, now):
     """An account with 100.00 credited (103.09 less the 3 % fee), its meter, and the events
     and receipt of its opening dispatched already."""
     acct, (meter,) = site.account()
-    sell(acct, amount_fen=10309, method="cash", idempotency_key=f"fund-{acct.id}", actor=SYSTEM, now=now)
+    sell(
+        acct,
+        amount_fen=10309,
+        method="cash",
+        idempotency_key=f"fund-{acct.id}",
+        actor=SYSTEM,
+        now=now,
+    )
     sms.dispatch_events(now)
     _MARK[acct.id] = SmsMessage.select(fn.MAX(SmsMessage.id)).scalar() or 0
     return acct, meter
 
 
-def test_each_tier_sends_exactly_one_sms_per_crossing_and_again_after_a_top_up(site, now, configure):
+def test_each_tier_sends_exactly_one_sms_per_crossing_and_again_after_a_top_up(
+    site, now, configure
+):
     configure()
     acct, meter = funded_account(site, now)
     t, total = now, 0
@@ -84,9 +96,14 @@ def test_each_tier_sends_exactly_one_sms_per_crossing_and_again_after_a_top_up(s
 def test_a_burst_of_readings_sends_one_message_for_the_last_tier(site, now, configure):
     configure()
     acct, meter = funded_account(site, now)
-    backlog = [ReadingIn(meter_id=meter.id, read_at=now + i * H, total=i * 1000) for i in range(1, 21)]
+    backlog = [
+        ReadingIn(meter_id=meter.id, read_at=now + i * H, total=i * 1000) for i in range(1, 21)
+    ]
     apply_readings(backlog, actor=SYSTEM, now=now + 20 * H)
-    assert Event.select().where(Event.kind.startswith("balance.") & (Event.account == acct.id)).count() == 3
+    assert (
+        Event.select().where(Event.kind.startswith("balance.") & (Event.account == acct.id)).count()
+        == 3
+    )
     report = sms.dispatch_events(now + 20 * H)
     assert tenant_kinds(acct) == ["arrears"]
     assert report.messages == 1
@@ -97,10 +114,14 @@ def test_a_burst_of_readings_sends_one_message_for_the_last_tier(site, now, conf
 def test_a_partial_top_up_out_of_alarm_2_does_not_announce_alarm_1(site, now, configure):
     configure()
     acct, meter = funded_account(site, now)
-    apply_reading(meter, read_at=now + 2 * H, total=12000, actor=SYSTEM, now=now + 2 * H)  # 100 - 84 = 16.00
+    apply_reading(
+        meter, read_at=now + 2 * H, total=12000, actor=SYSTEM, now=now + 2 * H
+    )  # 100 - 84 = 16.00
     sms.dispatch_events(now + 2 * H)
     assert tenant_kinds(acct) == ["alarm2"]
-    sell(acct, amount_fen=2000, method="cash", idempotency_key="small", actor=SYSTEM, now=now + 2 * H)  # 35.40
+    sell(
+        acct, amount_fen=2000, method="cash", idempotency_key="small", actor=SYSTEM, now=now + 2 * H
+    )  # 35.40
     assert Account.get_by_id(acct.id).status == "alarm1"
     sms.dispatch_events(now + 2 * H)
     assert tenant_kinds(acct) == ["alarm2", "receipt"]
@@ -109,11 +130,15 @@ def test_a_partial_top_up_out_of_alarm_2_does_not_announce_alarm_1(site, now, co
 def test_every_phone_of_the_tenant_gets_the_message_once(site, now, configure):
     configure()
     acct, meter = funded_account(site, now)
-    Tenant.update(phones="13800000000,+8613900000000, 13800000000").where(Tenant.id == acct.tenant_id).execute()
+    Tenant.update(phones="13800000000,+8613900000000, 13800000000").where(
+        Tenant.id == acct.tenant_id
+    ).execute()
     apply_reading(meter, read_at=now + H, total=8000, actor=SYSTEM, now=now + H)
     sms.dispatch_events(now + H)
     sms.dispatch_events(now + H)
-    rows = list(SmsMessage.select().where(SmsMessage.kind == "alarm1").order_by(SmsMessage.recipient))
+    rows = list(
+        SmsMessage.select().where(SmsMessage.kind == "alarm1").order_by(SmsMessage.recipient)
+    )
     assert [r.recipient for r in rows] == ["+8613800000000", "+8613900000000"]
     assert len({r.dedupe_key for r in rows}) == 2
 
@@ -129,7 +154,9 @@ def test_a_tenant_without_a_phone_gets_a_skipped_row_that_says_why(site, now, co
     assert row.id not in sms.due_messages(now + H)
 
 
-def test_quiet_hours_hold_non_urgent_messages_but_the_cut_goes_at_once(site, now, configure, sender):
+def test_quiet_hours_hold_non_urgent_messages_but_the_cut_goes_at_once(
+    site, now, configure, sender
+):
     configure(quiet_start="22:00", quiet_end="08:00")
     late = now + 11 * H  # 15:00 UTC = 23:00 in Shanghai
     low, low_meter = funded_account(site, now)
@@ -143,7 +170,9 @@ def test_quiet_hours_hold_non_urgent_messages_but_the_cut_goes_at_once(site, now
     assert alarm.next_attempt_at == morning and cut.next_attempt_at == late
     assert cut.id in sms.due_messages(late) and alarm.id not in sms.due_messages(late)
     assert sms.deliver(cut.id, now=late, sender=sender).status == "sent"
-    assert sms.deliver(alarm.id, now=late, sender=sender).status == "queued"  # not due: nothing sent
+    assert (
+        sms.deliver(alarm.id, now=late, sender=sender).status == "queued"
+    )  # not due: nothing sent
     assert [to for to, _ in sender.sent] == ["+8613800000000"] and "欠费" in sender.sent[0][1]
     assert alarm.id not in sms.due_messages(morning - dt.timedelta(minutes=1))
     assert alarm.id in sms.due_messages(morning)
@@ -165,8 +194,12 @@ def test_a_retry_that_lands_in_quiet_hours_waits_for_the_morning(site, now, conf
 def test_receipt_carries_amount_fee_new_balance_and_a_reversed_sale_gets_none(site, now, configure):
     configure()
     acct, _ = site.account()
-    sale = sell(acct, amount_fen=10309, method="wechat", idempotency_key="r1", actor=SYSTEM, now=now).sale
-    second = sell(acct, amount_fen=5000, method="cash", idempotency_key="r2", actor=SYSTEM, now=now).sale
+    sale = sell(
+        acct, amount_fen=10309, method="wechat", idempotency_key="r1", actor=SYSTEM, now=now
+    ).sale
+    second = sell(
+        acct, amount_fen=5000, method="cash", idempotency_key="r2", actor=SYSTEM, now=now
+    ).sale
     reverse_sale(second, reason="wrong account", actor=SYSTEM, now=now)
     sms.dispatch_events(now)
     (receipt,) = SmsMessage.select().where(SmsMessage.kind == "receipt")
@@ -178,7 +211,9 @@ def test_receipt_carries_amount_fee_new_balance_and_a_reversed_sale_gets_none(si
     assert SmsMessage.select().where(SmsMessage.kind == "receipt").count() == 1
 
 
-def test_nothing_is_written_when_sms_is_off_and_old_events_are_not_replayed_later(site, now, configure):
+def test_nothing_is_written_when_sms_is_off_and_old_events_are_not_replayed_later(
+    site, now, configure
+):
     acct, meter = funded_account(site, now)
     apply_reading(meter, read_at=now + H, total=8000, actor=SYSTEM, now=now + H)
     report = sms.dispatch_events(now + H)
@@ -190,9 +225,22 @@ def test_nothing_is_written_when_sms_is_off_and_old_events_are_not_replayed_late
 def test_rent_deducted_message_names_the_charge_and_the_period(site, now, configure):
     configure()
     acct, _ = funded_account(site, now)
-    Event.create(kind="rent.charged", property=site.prop, account=acct, created_at=now,
-                 data=json.dumps({"kind": "rent", "name": "", "amount_fen": 150000, "balance_fen": -140000,
-                                  "period_start": "2026-11-01", "period_end": "2026-11-30"}))
+    Event.create(
+        kind="rent.charged",
+        property=site.prop,
+        account=acct,
+        created_at=now,
+        data=json.dumps(
+            {
+                "kind": "rent",
+                "name": "",
+                "amount_fen": 150000,
+                "balance_fen": -140000,
+                "period_start": "2026-11-01",
+                "period_end": "2026-11-30",
+            }
+        ),
+    )
     sms.dispatch_events(now)
     msg = SmsMessage.get(SmsMessage.kind == "fee_deducted")
     assert "房租（2026-11-01~2026-11-30）1500.00元" in msg.body and "-1400.00" in msg.body
@@ -211,8 +259,14 @@ def test_english_speaking_tenant_gets_the_english_template(site, now, configure)
 
 def test_a_managers_template_is_used(site, now, configure):
     configure()
-    sms.save_template(site.prop, kind="alarm1", language="zh_CN", body="{account} 余额 {balance}",
-                      actor=SYSTEM, now=now)
+    sms.save_template(
+        site.prop,
+        kind="alarm1",
+        language="zh_CN",
+        body="{account} 余额 {balance}",
+        actor=SYSTEM,
+        now=now,
+    )
     acct, meter = funded_account(site, now)
     apply_reading(meter, read_at=now + H, total=8000, actor=SYSTEM, now=now + H)
     sms.dispatch_events(now + H)
@@ -249,21 +303,42 @@ def test_staff_alerts_go_to_staff_numbers_as_one_digest_per_kind(site, now, conf
     meters = [site.account()[1][0] for _ in range(3)]
     sms.dispatch_events(now)
     for m in meters[:2]:
-        Event.create(kind="meter.offline", property=site.prop, meter=m, account=m.account_id, created_at=now,
-                     data='{"missed": 3}')
-    Event.create(kind="meter.overload", property=site.prop, meter=meters[2], created_at=now,
-                 data='{"power_w": 8200, "limit_w": 5000}')
+        Event.create(
+            kind="meter.offline",
+            property=site.prop,
+            meter=m,
+            account=m.account_id,
+            created_at=now,
+            data='{"missed": 3}',
+        )
+    Event.create(
+        kind="meter.overload",
+        property=site.prop,
+        meter=meters[2],
+        created_at=now,
+        data='{"power_w": 8200, "limit_w": 5000}',
+    )
     sms.dispatch_events(now)
     offline = list(SmsMessage.select().where(SmsMessage.kind == "staff.offline"))
     assert sorted(m.recipient for m in offline) == ["+8613700000001", "+8613700000002"]
     assert "2块表计离线" in offline[0].body and meters[0].serial in offline[0].body
-    overload = SmsMessage.get((SmsMessage.kind == "staff.overload") & (SmsMessage.recipient == "+8613700000001"))
+    overload = SmsMessage.get(
+        (SmsMessage.kind == "staff.overload") & (SmsMessage.recipient == "+8613700000001")
+    )
     assert overload.urgent and "8200W/5000W" in overload.body
     # Another meter goes offline five minutes later: it waits for the digest window to pass.
-    Event.create(kind="meter.offline", property=site.prop, meter=meters[2], created_at=now + 5 * H / 60,
-                 data='{"missed": 3}')
+    Event.create(
+        kind="meter.offline",
+        property=site.prop,
+        meter=meters[2],
+        created_at=now + 5 * H / 60,
+        data='{"missed": 3}',
+    )
     report = sms.dispatch_events(now + 5 * H / 60)
-    assert report.waiting == 1 and SmsMessage.select().where(SmsMessage.kind == "staff.offline").count() == 2
+    assert (
+        report.waiting == 1
+        and SmsMessage.select().where(SmsMessage.kind == "staff.offline").count() == 2
+    )
     sms.dispatch_events(now + 16 * H / 60)
     assert SmsMessage.select().where(SmsMessage.kind == "staff.offline").count() == 4
 
@@ -295,7 +370,9 @@ def test_a_second_tenant_with_two_accounts_gets_one_message_per_account(site, no
         apply_reading(Meter.get_by_id(m.id), read_at=now + H, total=8000, actor=SYSTEM, now=now + H)
     sms.dispatch_events(now + H)
     rows = list(SmsMessage.select().where(SmsMessage.kind == "alarm1"))
-    assert {r.account_id for r in rows} == {a1.id, a2.id} and {r.recipient for r in rows} == {"+8613600000000"}
+    assert {r.account_id for r in rows} == {a1.id, a2.id} and {r.recipient for r in rows} == {
+        "+8613600000000"
+    }
 
 
 def test_an_issued_monthly_bill_tells_the_tenant_once(site, now, configure):
@@ -303,8 +380,13 @@ def test_an_issued_monthly_bill_tells_the_tenant_once(site, now, configure):
 
     configure()
     acct, _ = funded_account(site, now)
-    BillSnapshot.create(account=acct, month=202610, digest="0" * 64, created_at=now,
-                        data=json.dumps({"month": 202610, "closing_fen": 12540}))
+    BillSnapshot.create(
+        account=acct,
+        month=202610,
+        digest="0" * 64,
+        created_at=now,
+        data=json.dumps({"month": 202610, "closing_fen": 12540}),
+    )
     sms.dispatch_events(now)
     sms.dispatch_events(now)
     (msg,) = SmsMessage.select().where(SmsMessage.kind == "bill_ready")

@@ -15,10 +15,18 @@ def ucs2(hex_text: str) -> str:
 
 
 def test_plain_text_goes_in_the_gsm_alphabet(modem):
-    ref = ModemSender(modem.port, 115200).send("+8613800000000", "Balance 12.30 yuan. Please top up.")
+    ref = ModemSender(modem.port, 115200).send(
+        "+8613800000000", "Balance 12.30 yuan. Please top up."
+    )
     assert ref == "modem:17"
-    assert modem.commands == ["AT", "ATE0", "AT+CMGF=1", 'AT+CSCS="IRA"', "AT+CSMP=17,167,0,0",
-                              'AT+CMGS="+8613800000000"']
+    assert modem.commands == [
+        "AT",
+        "ATE0",
+        "AT+CMGF=1",
+        'AT+CSCS="IRA"',
+        "AT+CSMP=17,167,0,0",
+        'AT+CMGS="+8613800000000"',
+    ]
     assert modem.sent == [("+8613800000000", "Balance 12.30 yuan. Please top up.")]
 
 

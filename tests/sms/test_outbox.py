@@ -26,10 +26,18 @@ def status(msg) -> str:
     return SmsMessage.get_by_id(msg.id).status
 
 
-@pytest.mark.parametrize("frm,to", [
-    ("queued", "delivered"), ("queued", "sent"), ("sent", "queued"), ("delivered", "failed"),
-    ("failed", "sent"), ("skipped", "queued"), ("delivered", "queued"),
-])
+@pytest.mark.parametrize(
+    "frm,to",
+    [
+        ("queued", "delivered"),
+        ("queued", "sent"),
+        ("sent", "queued"),
+        ("delivered", "failed"),
+        ("failed", "sent"),
+        ("skipped", "queued"),
+        ("delivered", "queued"),
+    ],
+)
 def test_moves_the_machine_lacks_are_refused(frm, to):
     with pytest.raises(ValueError):
         sms.move(1, frm, to)
@@ -70,7 +78,9 @@ def test_transient_errors_retry_with_growing_delays_then_fail(message, now, send
         row = SmsMessage.get_by_id(message.id)
         assert (row.status, row.attempts, row.error_code) == ("queued", attempt, "20503")
         assert row.next_attempt_at == t + delay * S
-        assert sms.deliver(message.id, now=t + (delay - 10) * S, sender=sender).status == "queued"  # not yet
+        assert (
+            sms.deliver(message.id, now=t + (delay - 10) * S, sender=sender).status == "queued"
+        )  # not yet
         t = row.next_attempt_at
     sender.errors.append(TransientSendError("HTTP 503: Service Unavailable", "20503"))
     outcome = sms.deliver(message.id, now=t, sender=sender)
@@ -81,9 +91,12 @@ def test_transient_errors_retry_with_growing_delays_then_fail(message, now, send
 
 
 def test_a_permanent_error_fails_at_once(message, now, sender):
-    sender.errors.append(PermanentSendError("HTTP 400: The 'To' number is not a valid phone number.", "21211"))
+    sender.errors.append(
+        PermanentSendError("HTTP 400: The 'To' number is not a valid phone number.", "21211")
+    )
     assert sms.deliver(message.id, now=now, sender=sender) == sms.DeliveryOutcome(
-        "failed", error="HTTP 400: The 'To' number is not a valid phone number.")
+        "failed", error="HTTP 400: The 'To' number is not a valid phone number."
+    )
     row = SmsMessage.get_by_id(message.id)
     assert (row.status, row.error_code, row.attempts) == ("failed", "21211", 1)
 
@@ -91,7 +104,9 @@ def test_a_permanent_error_fails_at_once(message, now, sender):
 def test_an_unexpected_error_is_recorded_and_retried(message, now, sender):
     sender.errors.append(RuntimeError("library surprise"))
     outcome = sms.deliver(message.id, now=now, sender=sender)
-    assert outcome.retry and "RuntimeError: library surprise" in SmsMessage.get_by_id(message.id).error
+    assert (
+        outcome.retry and "RuntimeError: library surprise" in SmsMessage.get_by_id(message.id).error
+    )
 
 
 def test_only_the_worker_that_claims_a_message_sends_it(message, now, sender):
@@ -101,7 +116,9 @@ def test_only_the_worker_that_claims_a_message_sends_it(message, now, sender):
         name = "twilio"
 
         def send(self, to, body):
-            inner.append(sms.deliver(message.id, now=now, sender=sender))  # a second worker, meanwhile
+            inner.append(
+                sms.deliver(message.id, now=now, sender=sender)
+            )  # a second worker, meanwhile
             return "SM1"
 
     assert sms.deliver(message.id, now=now, sender=Racing()).status == "sent"
@@ -117,12 +134,19 @@ def test_staff_resend_a_failed_message_and_only_a_failed_one(message, now, sende
     with pytest.raises(PermissionDenied):
         sms.requeue_message(message, actor=Actor("c", "cashier"), now=now)
     row = sms.requeue_message(message, actor=Actor("m", "manager"), now=now + S)
-    assert (row.status, row.attempts, row.error_code, row.next_attempt_at) == ("queued", 0, "", now + S)
+    assert (row.status, row.attempts, row.error_code, row.next_attempt_at) == (
+        "queued",
+        0,
+        "",
+        now + S,
+    )
     assert sms.deliver(message.id, now=now + S, sender=sender).status == "sent"
 
 
 def test_a_message_left_sending_by_a_dead_worker_is_queued_again(message, now):
-    SmsMessage.update(status="sending", attempts=1, updated_at=now).where(SmsMessage.id == message.id).execute()
+    SmsMessage.update(status="sending", attempts=1, updated_at=now).where(
+        SmsMessage.id == message.id
+    ).execute()
     assert message.id not in sms.due_messages(now + 5 * 60 * S)
     assert message.id in sms.due_messages(now + 11 * 60 * S)
     row = SmsMessage.get_by_id(message.id)

@@ -22,13 +22,16 @@ def test_every_built_in_template_passes_its_own_check():
             assert sms.check_template(kind, body) == body
 
 
-@pytest.mark.parametrize("kind,body,message", [
-    ("alarm1", "", "write the message"),
-    ("alarm1", "{amount} left", "{amount} cannot be used here"),
-    ("receipt", "paid {amount", "braces are only for placeholders"),
-    ("receipt", "paid }", "braces are only for placeholders"),
-    ("test", "x" * 501, "at most 500 characters"),
-])
+@pytest.mark.parametrize(
+    "kind,body,message",
+    [
+        ("alarm1", "", "write the message"),
+        ("alarm1", "{amount} left", "{amount} cannot be used here"),
+        ("receipt", "paid {amount", "braces are only for placeholders"),
+        ("receipt", "paid }", "braces are only for placeholders"),
+        ("test", "x" * 501, "at most 500 characters"),
+    ],
+)
 def test_bad_templates_are_refused_with_a_reason(kind, body, message):
     with pytest.raises(ValidationError, match=message.replace("{", "\\{").replace("}", "\\}")):
         sms.check_template(kind, body)
@@ -42,12 +45,20 @@ def test_render_fills_known_placeholders_and_blanks_unknown_ones():
     assert sms.render("{a}-{b}-{c}", {"a": "1", "b": "2"}) == "1-2-"
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ("13800000000", "+8613800000000"), ("138-0000-0000", "+8613800000000"),
-    ("+8613800000000", "+8613800000000"), ("008613800000000", "+8613800000000"),
-    ("8613800000000", "+8613800000000"), ("010 12345678", "+861012345678"),
-    ("12", None), ("call me", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("13800000000", "+8613800000000"),
+        ("138-0000-0000", "+8613800000000"),
+        ("+8613800000000", "+8613800000000"),
+        ("008613800000000", "+8613800000000"),
+        ("8613800000000", "+8613800000000"),
+        ("010 12345678", "+861012345678"),
+        ("12", None),
+        ("call me", None),
+        ("", None),
+    ],
+)
 def test_phone_numbers_become_e164(raw, expected):
     assert sms.normalise_phone(raw, "86") == expected
 
@@ -59,11 +70,18 @@ def settings(start: str, end: str) -> SmsSettings:
     return SmsSettings(quiet_start_min=minute(start), quiet_end_min=minute(end))
 
 
-@pytest.mark.parametrize("start,end,local,quiet", [
-    ("22:00", "08:00", "23:30", True), ("22:00", "08:00", "07:59", True), ("22:00", "08:00", "08:00", False),
-    ("22:00", "08:00", "21:59", False), ("13:00", "14:00", "13:30", True), ("13:00", "14:00", "14:30", False),
-    ("00:00", "00:00", "03:00", False),
-])
+@pytest.mark.parametrize(
+    "start,end,local,quiet",
+    [
+        ("22:00", "08:00", "23:30", True),
+        ("22:00", "08:00", "07:59", True),
+        ("22:00", "08:00", "08:00", False),
+        ("22:00", "08:00", "21:59", False),
+        ("13:00", "14:00", "13:30", True),
+        ("13:00", "14:00", "14:30", False),
+        ("00:00", "00:00", "03:00", False),
+    ],
+)
 def test_quiet_hours_in_local_time(start, end, local, quiet):
     hour, minute = map(int, local.split(":"))
     utc = dt.datetime(2026, 11, 2, hour, minute) - dt.timedelta(hours=8)
@@ -72,13 +90,24 @@ def test_quiet_hours_in_local_time(start, end, local, quiet):
 
 def test_quiet_hours_end_is_the_next_end_in_utc():
     s = settings("22:00", "08:00")
-    assert sms.quiet_hours_end(s, SHANGHAI, dt.datetime(2026, 11, 2, 15, 0)) == dt.datetime(2026, 11, 3, 0, 0)
-    assert sms.quiet_hours_end(s, SHANGHAI, dt.datetime(2026, 11, 2, 21, 0)) == dt.datetime(2026, 11, 3, 0, 0)
+    assert sms.quiet_hours_end(s, SHANGHAI, dt.datetime(2026, 11, 2, 15, 0)) == dt.datetime(
+        2026, 11, 3, 0, 0
+    )
+    assert sms.quiet_hours_end(s, SHANGHAI, dt.datetime(2026, 11, 2, 21, 0)) == dt.datetime(
+        2026, 11, 3, 0, 0
+    )
 
 
 def test_sms_parts_by_alphabet():
-    assert is_gsm_text("Balance 12.30, top up!") and not is_gsm_text("余额") and not is_gsm_text("¥1")
-    assert (sms_parts("a" * 160), sms_parts("a" * 161), sms_parts("余" * 70), sms_parts("余" * 71)) == (1, 2, 1, 2)
+    assert (
+        is_gsm_text("Balance 12.30, top up!") and not is_gsm_text("余额") and not is_gsm_text("¥1")
+    )
+    assert (
+        sms_parts("a" * 160),
+        sms_parts("a" * 161),
+        sms_parts("余" * 70),
+        sms_parts("余" * 71),
+    ) == (1, 2, 1, 2)
 
 
 def test_a_secret_shows_only_its_last_four_characters():

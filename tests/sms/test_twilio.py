@@ -45,12 +45,18 @@ def clean_queue():
 
 
 def test_the_sdk_posts_body_recipient_sender_and_callback(twilio):
-    sid = TwilioSender(ACCOUNT_SID, AUTH_TOKEN, FROM, base_url=twilio.url, status_callback=CALLBACK).send(
-        "+8613800000000", "余额不足")
+    sid = TwilioSender(
+        ACCOUNT_SID, AUTH_TOKEN, FROM, base_url=twilio.url, status_callback=CALLBACK
+    ).send("+8613800000000", "余额不足")
     (req,) = twilio.requests
     assert req["path"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     assert req["auth_ok"] and req["user_agent"].startswith("twilio-python/")
-    assert req["form"] == {"To": "+8613800000000", "From": FROM, "Body": "余额不足", "StatusCallback": CALLBACK}
+    assert req["form"] == {
+        "To": "+8613800000000",
+        "From": FROM,
+        "Body": "余额不足",
+        "StatusCallback": CALLBACK,
+    }
     assert sid.startswith("SM") and len(sid) == 34
 
 
@@ -61,8 +67,15 @@ def test_a_messaging_service_sid_is_sent_as_such(twilio):
     assert "From" not in twilio.requests[0]["form"]
 
 
-@pytest.mark.parametrize("code,error", [(503, TransientSendError), (500, TransientSendError),
-                                        (429, TransientSendError), (400, PermanentSendError)])
+@pytest.mark.parametrize(
+    "code,error",
+    [
+        (503, TransientSendError),
+        (500, TransientSendError),
+        (429, TransientSendError),
+        (400, PermanentSendError),
+    ],
+)
 def test_server_errors_are_transient_and_refusals_permanent(twilio, code, error):
     twilio.script.append(code)
     with pytest.raises(error) as caught:
@@ -73,13 +86,17 @@ def test_server_errors_are_transient_and_refusals_permanent(twilio, code, error)
 
 def test_wrong_credentials_are_a_permanent_error(twilio):
     with pytest.raises(PermanentSendError) as caught:
-        TwilioSender(ACCOUNT_SID, "wrong-token", FROM, base_url=twilio.url).send("+8613800000000", "x")
+        TwilioSender(ACCOUNT_SID, "wrong-token", FROM, base_url=twilio.url).send(
+            "+8613800000000", "x"
+        )
     assert caught.value.code == "20003"
 
 
 def test_an_unreachable_api_is_a_transient_error():
     with pytest.raises(TransientSendError, match="unreachable"):
-        TwilioSender(ACCOUNT_SID, AUTH_TOKEN, FROM, base_url="http://127.0.0.1:9").send("+8613800000000", "x")
+        TwilioSender(ACCOUNT_SID, AUTH_TOKEN, FROM, base_url="http://127.0.0.1:9").send(
+            "+8613800000000", "x"
+        )
 
 
 def test_the_task_sends_the_receipt_through_the_sdk(receipt, twilio, clean_queue):
@@ -92,7 +109,9 @@ def test_the_task_sends_the_receipt_through_the_sdk(receipt, twilio, clean_queue
     assert row.provider_id.startswith("SM")
 
 
-def test_a_5xx_is_retried_by_huey_with_backoff_and_then_sent(receipt, twilio, clean_queue, monkeypatch):
+def test_a_5xx_is_retried_by_huey_with_backoff_and_then_sent(
+    receipt, twilio, clean_queue, monkeypatch
+):
     assert sms_tasks.send_message_task.retries == sms.MAX_ATTEMPTS - 1
     twilio.script.append(503)
     sms_tasks.send_message_task(receipt.id)
@@ -100,7 +119,9 @@ def test_a_5xx_is_retried_by_huey_with_backoff_and_then_sent(receipt, twilio, cl
     assert (row.status, row.attempts, row.error_code) == ("queued", 1, "20503")
     assert "HTTP 503" in row.error
     (retry,) = huey.read_schedule(utcnow() + dt.timedelta(hours=1))  # huey's retry, 30 s on
-    assert retry.retries == sms.MAX_ATTEMPTS - 2 and retry.retry_delay == 60  # backoff doubles the next wait
+    assert (
+        retry.retries == sms.MAX_ATTEMPTS - 2 and retry.retry_delay == 60
+    )  # backoff doubles the next wait
     assert abs((retry.eta - row.next_attempt_at).total_seconds()) <= 2  # outbox and queue agree
     later = row.next_attempt_at
     monkeypatch.setattr(sms_tasks, "utcnow", lambda: later)
@@ -125,7 +146,9 @@ def test_the_minute_run_dispatches_and_sends(site, twilio, clean_queue, monkeypa
     acct, _ = site.account(at=real_now)
     sell(acct, amount_fen=5000, method="cash", idempotency_key="m", actor=SYSTEM, now=real_now)
     assert sms_tasks.dispatch_task.call_local()["sending"] == 1
-    assert [r["form"]["Body"] for r in twilio.requests] == [SmsMessage.get(SmsMessage.kind == "receipt").body]
+    assert [r["form"]["Body"] for r in twilio.requests] == [
+        SmsMessage.get(SmsMessage.kind == "receipt").body
+    ]
 
 
 def test_a_committed_sale_asks_for_a_dispatch_at_once(site, twilio, clean_queue, monkeypatch):
@@ -153,8 +176,15 @@ def sent(receipt, twilio, clean_queue):
 
 
 def callback(sent, status="delivered", **extra):
-    return {"MessageSid": sent.provider_id, "MessageStatus": status, "AccountSid": ACCOUNT_SID,
-            "To": sent.recipient, "From": FROM, "ApiVersion": "2010-04-01", **extra}
+    return {
+        "MessageSid": sent.provider_id,
+        "MessageStatus": status,
+        "AccountSid": ACCOUNT_SID,
+        "To": sent.recipient,
+        "From": FROM,
+        "ApiVersion": "2010-04-01",
+        **extra,
+    }
 
 
 def test_a_correctly_signed_callback_is_accepted(client, sent):
@@ -189,7 +219,9 @@ def test_unsigned_or_forged_callbacks_are_rejected(client, sent, case):
 
 
 def test_a_callback_signed_for_the_public_address_passes_behind_a_proxy(client, sent):
-    r = signed_post(client, callback(sent, "undelivered", ErrorCode="30003"), base_url="http://127.0.0.1:8000")
+    r = signed_post(
+        client, callback(sent, "undelivered", ErrorCode="30003"), base_url="http://127.0.0.1:8000"
+    )
     assert r.status_code == 204
     row = SmsMessage.get_by_id(sent.id)
     assert (row.status, row.error_code) == ("failed", "30003")

@@ -55,12 +55,25 @@ class Field:
         from app.sim.dlt645 import VirtualDlt645Meter
 
         address = f"{meter.id:012d}" if protocol.startswith("dlt645") else f"{meter.id:014d}"
-        Meter.update(address=address, protocol=protocol, gateway=self.gateway.id).where(Meter.id == meter.id).execute()
-        model = MeterModel(address=address, kind=meter.kind, total=int(meter.last_total or 0),
-                           load_w=load_w, open_hour=0, close_hour=24, clock=self.clock.local, **model_kw)
+        Meter.update(address=address, protocol=protocol, gateway=self.gateway.id).where(
+            Meter.id == meter.id
+        ).execute()
+        model = MeterModel(
+            address=address,
+            kind=meter.kind,
+            total=int(meter.last_total or 0),
+            load_w=load_w,
+            open_hour=0,
+            close_hour=24,
+            clock=self.clock.local,
+            **model_kw,
+        )
         model.advance()
-        dev = (VirtualDlt645Meter(model, address, response_delay=0.005) if protocol.startswith("dlt645")
-               else VirtualCjt188Meter(model, address, response_delay=0.005))
+        dev = (
+            VirtualDlt645Meter(model, address, response_delay=0.005)
+            if protocol.startswith("dlt645")
+            else VirtualCjt188Meter(model, address, response_delay=0.005)
+        )
         self.devices.append(dev)
         self.models[meter.id] = model
         return model
@@ -69,7 +82,9 @@ class Field:
         self.bus = VirtualBus(framer=_serial_framer, devices=self.devices, baud=9600)
         port = self.loop.run_until_complete(self.bus.start(port=port))
         if self.gateway.port != port:
-            type(self.gateway).update(port=port).where(type(self.gateway).id == self.gateway.id).execute()
+            type(self.gateway).update(port=port).where(
+                type(self.gateway).id == self.gateway.id
+            ).execute()
             self.gateway.port = port
 
     def stop(self) -> None:
@@ -83,7 +98,9 @@ class Field:
 def field(site, now):
     clock = Clock(now)
     f = Field(site, clock)
-    f.gateway = create_gateway(site.prop, name="GW1", host="127.0.0.1", port=1, actor=SYSTEM, now=now)
+    f.gateway = create_gateway(
+        site.prop, name="GW1", host="127.0.0.1", port=1, actor=SYSTEM, now=now
+    )
     yield f
     if f.bus is not None:
         f.stop()
@@ -91,7 +108,9 @@ def field(site, now):
 
 
 def collector_for(field: Field, **kw) -> Collector:
-    return Collector(clock=field.clock.box, local_clock=field.clock.local, timeout=0.3, batch_interval=0.01, **kw)
+    return Collector(
+        clock=field.clock.box, local_clock=field.clock.local, timeout=0.3, batch_interval=0.01, **kw
+    )
 
 
 def close(field: Field, collector: Collector) -> None:
@@ -101,7 +120,14 @@ def close(field: Field, collector: Collector) -> None:
 def test_a_cycle_reads_every_meter_and_rates_the_readings(field, site, now):
     accounts = [site.account(initial=100_00) for _ in range(3)]
     for acct, (m,) in accounts:
-        sell(acct, amount_fen=100_00, method="cash", idempotency_key=f"s{acct.id}", actor=SYSTEM, now=now)
+        sell(
+            acct,
+            amount_fen=100_00,
+            method="cash",
+            idempotency_key=f"s{acct.id}",
+            actor=SYSTEM,
+            now=now,
+        )
         field.add(m)
     field.start()
     c = collector_for(field)
@@ -118,26 +144,43 @@ def test_a_cycle_reads_every_meter_and_rates_the_readings(field, site, now):
 
 def test_trip_at_zero_then_automatic_restore_after_a_sale(field, site, now):
     acct, (m,) = site.account(initial=0)
-    sell(acct, amount_fen=103, method="cash", idempotency_key="a", actor=SYSTEM, now=now)  # 1.00 net
+    sell(
+        acct, amount_fen=103, method="cash", idempotency_key="a", actor=SYSTEM, now=now
+    )  # 1.00 net
     model = field.add(m)
     field.start()
     c = collector_for(field)
     field.clock.advance(hours=1)  # 3.6 kWh x 0.70 = 2.52 > 1.00: balance below zero
     field.cycle(c)
     assert not model.supply_on, "the trip frame reached the meter in the same cycle"
-    cmd = Command.select().where((Command.meter == m.id) & (Command.kind == "relay_off")).order_by(
-        Command.id.desc()).first()
+    cmd = (
+        Command.select()
+        .where((Command.meter == m.id) & (Command.kind == "relay_off"))
+        .order_by(Command.id.desc())
+        .first()
+    )
     assert cmd.status == "confirmed" and Meter.get_by_id(m.id).relay_confirmed == "off"
     # the relay really stops consumption
     before = model.total
     field.clock.advance(hours=1)
     field.cycle(c)
     assert model.total == before
-    sell(acct, amount_fen=10000, method="wechat", idempotency_key="b", actor=SYSTEM, now=field.clock.utc)
+    sell(
+        acct,
+        amount_fen=10000,
+        method="wechat",
+        idempotency_key="b",
+        actor=SYSTEM,
+        now=field.clock.utc,
+    )
     field.cycle(c)
     assert model.supply_on
-    last_on = Command.select().where((Command.meter == m.id) & (Command.kind == "relay_on")).order_by(
-        Command.id.desc()).first()
+    last_on = (
+        Command.select()
+        .where((Command.meter == m.id) & (Command.kind == "relay_on"))
+        .order_by(Command.id.desc())
+        .first()
+    )
     assert last_on.status == "confirmed"
     close(field, c)
 
@@ -151,7 +194,9 @@ def test_keep_power_prevents_the_trip(field, site, now):
     field.clock.advance(hours=1)
     field.cycle(c)
     assert model.supply_on and model.keep_power
-    assert Command.get((Command.meter == m.id) & (Command.kind == "keep_power")).status == "confirmed"
+    assert (
+        Command.get((Command.meter == m.id) & (Command.kind == "keep_power")).status == "confirmed"
+    )
     close(field, c)
 
 
@@ -184,8 +229,12 @@ def test_water_valve_closes_at_zero(field, site, now):
     deduct_water_day(site.prop, dt.date(2026, 11, 2), actor=SYSTEM, now=field.clock.box())
     field.cycle(c)
     assert not wmodel.supply_on and not emodel.supply_on
-    last = Command.select().where((Command.meter == w.id) & (Command.kind == "valve_close")).order_by(
-        Command.id.desc()).first()
+    last = (
+        Command.select()
+        .where((Command.meter == w.id) & (Command.kind == "valve_close"))
+        .order_by(Command.id.desc())
+        .first()
+    )
     assert last.status == "confirmed"
     close(field, c)
 
@@ -203,7 +252,9 @@ def test_offline_after_k_misses_and_recovery(field, site, now):
     assert report.went_offline == [m.id]
     meter = Meter.get_by_id(m.id)
     assert not meter.online and meter.missed_polls == 3 and meter.backoff_until is not None
-    assert Event.select().where((Event.kind == "meter.offline") & (Event.meter == m.id)).count() == 1
+    assert (
+        Event.select().where((Event.kind == "meter.offline") & (Event.meter == m.id)).count() == 1
+    )
     # backed off: a normal (not forced) cycle skips it
     assert field.cycle(c, force=False).meters_read == 0
     model.offline = False
@@ -242,10 +293,14 @@ def test_meter_held_balance_gets_purchases_with_the_next_count(field, site, now)
     model = field.add(m, load_w=0, meter_mode=True, balance_fen=0)
     field.start()
     c = collector_for(field)
-    first = sell(acct, amount_fen=10310, method="cash", idempotency_key="a", actor=SYSTEM, now=now).sale
+    first = sell(
+        acct, amount_fen=10310, method="cash", idempotency_key="a", actor=SYSTEM, now=now
+    ).sale
     field.cycle(c)
     assert (model.balance_fen, model.purchase_count) == (first.net_fen, 1)
-    second = sell(acct, amount_fen=5155, method="cash", idempotency_key="b", actor=SYSTEM, now=now).sale
+    second = sell(
+        acct, amount_fen=5155, method="cash", idempotency_key="b", actor=SYSTEM, now=now
+    ).sale
     field.cycle(c)
     assert (model.balance_fen, model.purchase_count) == (first.net_fen + second.net_fen, 2)
     assert Meter.get_by_id(m.id).purchase_count == 2
@@ -253,5 +308,10 @@ def test_meter_held_balance_gets_purchases_with_the_next_count(field, site, now)
     model.balance_fen -= 500
     field.cycle(c)
     field.cycle(c)
-    assert Event.select().where((Event.kind == "meter.balance_mismatch") & (Event.meter == m.id)).count() == 1
+    assert (
+        Event.select()
+        .where((Event.kind == "meter.balance_mismatch") & (Event.meter == m.id))
+        .count()
+        == 1
+    )
     close(field, c)

@@ -19,15 +19,26 @@ def test_read_now_polls_a_meter_that_is_not_due_and_confirms_the_request(field, 
     field.clock.advance(minutes=5)
     field.cycle(c)  # first poll
     polls = Reading.select().where((Reading.meter == m.id) & (Reading.source == "poll")).count()
-    Meter.update(backoff_until=field.clock.utc + dt.timedelta(hours=1)).where(Meter.id == m.id).execute()
+    Meter.update(backoff_until=field.clock.utc + dt.timedelta(hours=1)).where(
+        Meter.id == m.id
+    ).execute()
     field.clock.advance(seconds=10)
     field.cycle(c, force=False)  # not due: nothing read
-    assert Reading.select().where((Reading.meter == m.id) & (Reading.source == "poll")).count() == polls
+    assert (
+        Reading.select().where((Reading.meter == m.id) & (Reading.source == "poll")).count()
+        == polls
+    )
 
     cmd = queue_read(Meter.get_by_id(m.id), actor=Actor("e", "electrician"), now=field.clock.utc)
-    assert queue_read(Meter.get_by_id(m.id), actor=Actor("e", "electrician"), now=field.clock.utc).id == cmd.id
+    assert (
+        queue_read(Meter.get_by_id(m.id), actor=Actor("e", "electrician"), now=field.clock.utc).id
+        == cmd.id
+    )
     field.clock.advance(seconds=10)
     field.cycle(c, force=False)
     assert Command.get_by_id(cmd.id).status == "confirmed"
-    assert Reading.select().where((Reading.meter == m.id) & (Reading.source == "poll")).count() == polls + 1
+    assert (
+        Reading.select().where((Reading.meter == m.id) & (Reading.source == "poll")).count()
+        == polls + 1
+    )
     close(field, c)

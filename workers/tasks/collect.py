@@ -31,8 +31,12 @@ def collect_task() -> dict[str, int]:
             report = await collector.run_cycle()
         finally:
             await collector.close()
-        return {"read": report.meters_read, "missed": report.missed, "commands": report.commands_sent,
-                "offline": len(report.went_offline)}
+        return {
+            "read": report.meters_read,
+            "missed": report.missed,
+            "commands": report.commands_sent,
+            "offline": len(report.went_offline),
+        }
 
     return asyncio.run(run())
 
@@ -42,8 +46,12 @@ def collect_task() -> dict[str, int]:
 def time_sync_task() -> int:
     """Broadcast the local time once a day on every bus that carries DL/T 645-2007 meters."""
     with db.connection_context():
-        with_645 = Meter.select(Meter.gateway).where((Meter.status == "active") & (Meter.protocol == "dlt645-2007"))
-        gateways = list(Gateway.select().where((Gateway.enabled == True) & Gateway.id.in_(with_645)))  # noqa: E712
+        with_645 = Meter.select(Meter.gateway).where(
+            (Meter.status == "active") & (Meter.protocol == "dlt645-2007")
+        )
+        gateways = list(
+            Gateway.select().where((Gateway.enabled == True) & Gateway.id.in_(with_645))
+        )
 
     async def run() -> int:
         links: dict = {}

@@ -21,6 +21,10 @@ def verify_ledger_task() -> bool:
             now = utcnow()
             with write_tx():
                 for prop in Property.select():
-                    Event.create(kind="ledger.mismatch", property=prop, created_at=now,
-                                 data=json.dumps({"problems": report.problems[:50]}, ensure_ascii=False))
+                    Event.create(
+                        kind="ledger.mismatch",
+                        property=prop,
+                        created_at=now,
+                        data=json.dumps({"problems": report.problems[:50]}, ensure_ascii=False),
+                    )
     return report.ok

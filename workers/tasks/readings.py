@@ -16,8 +16,14 @@ def ingest_readings(rows: list[dict]) -> dict[str, int]:
     """Rate a batch of readings (dicts of ReadingIn fields; read_at ISO strings).  Safe to
     retry: readings are idempotent on meter + timestamp."""
     items = [
-        ReadingIn(**{**row, "read_at": dt.datetime.fromisoformat(row["read_at"])
-                     if isinstance(row["read_at"], str) else row["read_at"]})
+        ReadingIn(
+            **{
+                **row,
+                "read_at": dt.datetime.fromisoformat(row["read_at"])
+                if isinstance(row["read_at"], str)
+                else row["read_at"],
+            }
+        )
         for row in rows
     ]
     with db.connection_context():

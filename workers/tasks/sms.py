@@ -45,8 +45,12 @@ def _dispatch_and_send() -> dict[str, int]:
         due = due_messages(now)
     for message_id in due:
         send_message_task(message_id)
-    return {"events": report.events, "messages": report.messages, "waiting": report.waiting,
-            "sending": len(due)}
+    return {
+        "events": report.events,
+        "messages": report.messages,
+        "waiting": report.waiting,
+        "sending": len(due),
+    }
 
 
 @huey.periodic_task(crontab(minute="*"))
