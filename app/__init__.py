@@ -10,6 +10,7 @@ from flask import Flask, g, request, session
 from flask_babel import Babel
 from htmx_flask import Htmx
 
+from app import clock
 from app.config import ensure_secret_key, load_config
 from app.db import db, init_db
 
@@ -57,6 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["BABEL_DEFAULT_TIMEZONE"] = config.get("TIMEZONE", "Asia/Shanghai")
     app.config["JSON_AS_ASCII"] = False
 
+    clock.set_default_zone(app.config["TIMEZONE"])
     init_db(app.config["DATABASE_URL"])
     babel.init_app(app, locale_selector=select_locale)
     htmx.init_app(app)

@@ -1,15 +1,11 @@
 from __future__ import annotations
 
-import datetime as dt
-
 from peewee import Model
 
+from app.clock import utcnow
 from app.db import db
 
-
-def utcnow() -> dt.datetime:
-    """Naive UTC, whole seconds: the same value on SQLite and MySQL."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+__all__ = ["BaseModel", "utcnow"]
 
 
 class BaseModel(Model):
