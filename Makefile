@@ -7,7 +7,7 @@ MYSQL_URL ?= mysql://root@127.0.0.1:3306/test
 REDIS_URL ?= redis://127.0.0.1:6379/15
 export MD_STATE_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-sqlite test-mysql lint assets translations messages bench clean serve
+.PHONY: run test test-at test-dates test-sqlite test-mysql lint assets translations messages bench clean serve
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -45,6 +45,22 @@ run: $(STAMP) assets translations
 
 test: $(STAMP) assets translations
 	$(PY) -m pytest -q
+
+# The suite with every process's wall clock moved to WHEN (ISO 8601 with offset) and the OS
+# time zone TZ, e.g. make test-at WHEN=2027-01-01T00:30:00+08:00 TZ=UTC
+WHEN ?= 2027-01-01T00:30:00+08:00
+TZ ?= UTC
+test-at: $(STAMP) assets translations
+	MD_TEST_NOW=$(WHEN) TZ=$(TZ) PYTHONPATH=$(CURDIR)/tests/travel $(PY) -m pytest -q
+
+# The suite at the instants where local and UTC days, months and years differ, a leap day,
+# under both OS time zones.
+TEST_DATES := 2027-01-01T00:30:00+08:00 2027-03-31T23:50:00+08:00 2028-02-29T12:00:00+08:00
+test-dates: $(STAMP) assets translations
+	@set -e; for when in $(TEST_DATES); do for tz in UTC Asia/Shanghai; do \
+	  echo "== the suite at $$when with TZ=$$tz"; \
+	  MD_TEST_NOW=$$when TZ=$$tz PYTHONPATH=$(CURDIR)/tests/travel $(PY) -m pytest -q; \
+	done; done
 
 test-mysql: $(STAMP) assets translations
 	MD_TEST_DATABASE_URL=$(MYSQL_URL) MD_TEST_REDIS_URL=$(REDIS_URL) $(PY) -m pytest -q

@@ -60,7 +60,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     clock.set_default_zone(app.config["TIMEZONE"])
     init_db(app.config["DATABASE_URL"])
-    babel.init_app(app, locale_selector=select_locale)
+    from app.web import display_zone_name
+
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=display_zone_name)
     htmx.init_app(app)
 
     # Stack-aware: work done inside the request (an immediate task) that opens its own

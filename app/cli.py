@@ -9,6 +9,7 @@ import sys
 import click
 from flask.cli import AppGroup, FlaskGroup
 
+from app import clock
 from app.db import db
 
 
@@ -240,9 +241,8 @@ def readings_import(path: str, batch: int) -> None:
 def simulate(site_file: str | None, speed: float) -> None:
     """Run a simulated site: virtual RS-485 gateways on 127.0.0.1 with virtual meters."""
     import asyncio
-    import datetime as dt
 
-    from app.sim.meters import monotonic_clock
+    from app.sim.meters import monotonic_clock, wall_clock
     from app.sim.site import build_site, describe_database_site, load_site_file, serve
 
     if site_file:
@@ -252,7 +252,7 @@ def simulate(site_file: str | None, speed: float) -> None:
             description = describe_database_site()
     if not description.get("gateway"):
         raise click.ClickException("the site has no gateways")
-    clock = monotonic_clock(dt.datetime.now().replace(microsecond=0), speed)
+    clock = monotonic_clock(wall_clock(), speed)
     try:
         asyncio.run(serve(build_site(description, clock=clock)))
     except KeyboardInterrupt:
@@ -354,7 +354,8 @@ def probe(
         try:
             result: dict = {"protocol": protocol, "address": address}
             if action:
-                until = dt.datetime.now().replace(microsecond=0) + dt.timedelta(days=3650)
+                # the meter's clock keeps local time (the box's zone: a probe has no property)
+                until = clock.local_naive(clock.utcnow()) + dt.timedelta(days=3650)
                 if action == "keep_power":
                     await driver.keep_power(ref, True, valid_until=until)
                     result["command"] = {"keep_power": "acknowledged"}
@@ -536,7 +537,9 @@ def backup_list_command() -> None:
         click.echo(f"no backups in {directory}")
     for path in found:
         st = path.stat()
-        when = dt.datetime.fromtimestamp(st.st_mtime).strftime("%Y-%m-%d %H:%M")
+        when = clock.local(dt.datetime.fromtimestamp(st.st_mtime, dt.UTC)).strftime(
+            "%Y-%m-%d %H:%M %z"
+        )
         click.echo(f"{when}  {_size(st.st_size):>10}  {path}")
 
 

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import (
     Flask,
@@ -21,11 +22,12 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_datetime, format_decimal, get_locale
+from flask_babel import format_decimal, get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from jinja2_fragments.flask import render_block
 
+from app import clock
 from app.domain.actors import Actor
 from app.domain.money import format_fen
 from app.domain.users import visible_property_ids
@@ -64,6 +66,31 @@ def visible_properties():
     query = Property.select().order_by(Property.code, Property.id)
     scope = property_scope()
     return query if scope is None else query.where(Property.id.in_(sorted(scope) or [0]))
+
+
+def display_zone() -> ZoneInfo:
+    """The zone pages show times in: the visible properties' zone when they share one, the
+    box's configured zone otherwise (a time of one object is shown with ``dt(obj.property)``).
+    Cached for the request."""
+    if "display_zone" not in g:
+        names = {name for (name,) in visible_properties().select(Property.timezone).tuples()}
+        g.display_zone = clock.zone(names.pop() if len(names) == 1 else None)
+    return g.display_zone
+
+
+def display_zone_name() -> str:
+    return display_zone().key
+
+
+def format_local(value: dt.datetime | None, where: Any = None, *, seconds: bool = False) -> str:
+    """A stored (naive UTC) time as the 24-hour local time of ``where`` (a property, a zone or
+    its name; the page's zone when omitted)."""
+    if not value:
+        return ""
+    if not isinstance(value, dt.datetime):  # a date has no zone
+        return value.isoformat()
+    local = clock.local(value, display_zone() if where is None else where)
+    return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def check_property(property_id: int) -> None:
@@ -220,6 +247,4 @@ def register_web(app: Flask) -> None:
     app.jinja_env.filters["kwh"] = lambda cwh: _grouped(int(cwh or 0), 2)
     app.jinja_env.filters["m3"] = lambda litres: _grouped(int(litres or 0), 3)
     app.jinja_env.filters["number"] = lambda n: _grouped(int(n or 0), 0)
-    app.jinja_env.filters["dt"] = lambda value: (
-        format_datetime(value, "yyyy-MM-dd HH:mm") if value else ""
-    )
+    app.jinja_env.filters["dt"] = format_local

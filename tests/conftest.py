@@ -22,6 +22,12 @@ from app.schema import upgrade  # noqa: E402
 
 TEST_DB_URL = os.environ.get("MD_TEST_DATABASE_URL", "")
 
+if os.environ.get("MD_TEST_NOW") and "MD_TEST_CLOCK_OFFSET" not in os.environ:
+    raise RuntimeError(
+        "MD_TEST_NOW is set but the clock was not moved: run with PYTHONPATH=tests/travel "
+        "(make test-at WHEN=...)"
+    )
+
 
 def _close() -> None:
     if db.obj is None:
@@ -94,6 +100,26 @@ def app(database_url, tmp_path):
 @pytest.fixture
 def now() -> dt.datetime:
     return dt.datetime(2026, 11, 2, 4, 0, 0)  # 12:00 in Asia/Shanghai
+
+
+@pytest.fixture
+def clock_at():
+    """``clock_at(when)`` moves the wall clock (every ``utcnow()`` of the product) to ``when``
+    (naive = UTC) for the rest of the test; ``tick=False`` holds it there."""
+    import time_machine
+
+    moved = []
+
+    def move(when: dt.datetime, *, tick: bool = True) -> None:
+        traveller = time_machine.travel(
+            when if when.tzinfo else when.replace(tzinfo=dt.UTC), tick=tick
+        )
+        traveller.start()
+        moved.append(traveller)
+
+    yield move
+    for traveller in reversed(moved):
+        traveller.stop()
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from app.models import (
     MonthlyUsage,
     Sale,
     SiteDailyUsage,
-    utcnow,
 )
 from tests.test_console import login
 
@@ -217,9 +216,12 @@ def test_home_is_the_overview_for_who_may_see_it_and_accounts_for_the_cashier(cl
     assert client2.get("/overview").status_code == 403
 
 
-def _low_balance_site(site):
+def _low_balance_site(site, clock_at):
+    """Sales minutes before noon local the day after the site's start, the clock held there
+    (so "today" and "this month" never depend on when the suite runs)."""
     acct, (meter,) = site.account()
-    at = utcnow()
+    at = site.now + dt.timedelta(days=1)
+    clock_at(at)
     sale(acct, 10000, at - 40 * D, "old")  # never this month nor today
     s = sale(acct, 3000, at - dt.timedelta(minutes=5), "now")
     reverse_sale(s, reason="typo", actor=SYSTEM, now=at - dt.timedelta(minutes=4))
@@ -230,8 +232,8 @@ def _low_balance_site(site):
     return acct
 
 
-def test_viewer_sees_takings_and_lists_but_no_buttons(client, users, site):
-    acct = _low_balance_site(site)
+def test_viewer_sees_takings_and_lists_but_no_buttons(client, users, site, clock_at):
+    acct = _low_balance_site(site, clock_at)
     login(client, "viewer")
     page = client.get("/overview")
     assert page.status_code == 200
@@ -243,8 +245,8 @@ def test_viewer_sees_takings_and_lists_but_no_buttons(client, users, site):
     assert '/sale"' not in page.text and "<form" not in page.text.split("<main>")[1]
 
 
-def test_electrician_sees_devices_and_usage_but_no_takings(client, users, site):
-    _low_balance_site(site)
+def test_electrician_sees_devices_and_usage_but_no_takings(client, users, site, clock_at):
+    _low_balance_site(site, clock_at)
     login(client, "electrician")
     page = client.get("/overview")
     assert page.status_code == 200
@@ -253,8 +255,10 @@ def test_electrician_sees_devices_and_usage_but_no_takings(client, users, site):
     assert 'id="chart-data-usage"' in page.text
 
 
-def test_manager_gets_sell_links_and_htmx_refresh_returns_only_the_panels(client, users, site):
-    acct = _low_balance_site(site)
+def test_manager_gets_sell_links_and_htmx_refresh_returns_only_the_panels(
+    client, users, site, clock_at
+):
+    acct = _low_balance_site(site, clock_at)
     login(client, "manager")
     assert f"/accounts/{acct.id}/sale" in client.get("/overview").text
     partial = client.get("/overview", headers={"HX-Request": "true"})

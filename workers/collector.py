@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from app import clock
 from app.db import db, write_tx
 from app.devices.drivers.base import MeterDriver, MeterReading, MeterRef, NoAnswer, Refused
 from app.devices.transport import GatewayLink
@@ -37,7 +38,7 @@ from app.domain.control import (
     record_attempt,
 )
 from app.domain.readings import ReadingIn, apply_readings
-from app.models import Command, Event, Gateway, LedgerAccount, Meter, utcnow
+from app.models import Command, Event, Gateway, LedgerAccount, Meter, Property, utcnow
 
 log = logging.getLogger("meterdesk.collector")
 # pymodbus logs every unanswered request at ERROR with a frame dump; offline meters are normal.
@@ -128,19 +129,25 @@ class Collector:
         offline_after: int = 3,
         timeout: float = 1.0,
         batch_interval: float = 0.1,
-        local_clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.clock = clock
         self.intervals = {**DEFAULT_INTERVALS, **(intervals or {})}
         self.offline_after = offline_after
         self.timeout = timeout
         self.batch_interval = batch_interval
-        self.local_clock = local_clock or (lambda: dt.datetime.now().replace(microsecond=0))
+        self.zones: dict[int, Any] = {}  # property id -> zone, for the meters' local clocks
         self.links: dict[Any, Any] = {}
         self.on_command: Callable[[Command, bool], None] | None = None  # observers (tests, bench)
         self.on_reading: Callable[[int, MeterReading], None] | None = None
 
     # ------------------------------------------------------------------ database side (threads)
+    def _meter_local_now(self, m: Meter) -> dt.datetime:
+        """Now on the meter's own clock: its property's local wall-clock time."""
+        if m.property_id not in self.zones:
+            with db.connection_context():
+                self.zones[m.property_id] = clock.zone(Property.get_or_none(id=m.property_id))
+        return clock.local_naive(self.clock(), self.zones[m.property_id])
+
     def _due(self, now: dt.datetime, gateway_ids: list[int] | None, force: bool):
         with db.connection_context():
             q = Gateway.select().where(Gateway.enabled == True)
@@ -426,7 +433,7 @@ class Collector:
         self, cmd: Command, m: Meter, driver: MeterDriver
     ) -> tuple[bool, str | None, str]:
         ref = meter_ref(m)
-        until = self.local_clock() + dt.timedelta(days=3650)
+        until = await asyncio.to_thread(self._meter_local_now, m) + dt.timedelta(days=3650)
         data = payload(cmd)
         try:
             if cmd.kind in ("relay_on", "relay_off", "valve_open", "valve_close"):

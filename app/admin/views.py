@@ -10,6 +10,7 @@ from flask import Blueprint, abort, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from app import clock
 from app.domain.actors import PERMISSIONS, ROLES
 from app.domain.errors import DomainError, ValidationError
 from app.domain.money import (
@@ -34,6 +35,7 @@ from app.models import AuditLog, Property, User, UserProperty, utcnow
 from app.web import (
     check_property,
     current_actor,
+    display_zone,
     htmx_redirect,
     login_required,
     page_arg,
@@ -278,10 +280,10 @@ def audit_log():
     if args["until"] and until is None:
         errors["until"] = _("Give a date such as 2026-01-31.")
     if since:
-        query = query.where(AuditLog.at >= dt.datetime.combine(since, dt.time()))
+        query = query.where(AuditLog.at >= clock.local_midnight(display_zone(), since))
     if until:
         query = query.where(
-            AuditLog.at < dt.datetime.combine(until + dt.timedelta(days=1), dt.time())
+            AuditLog.at < clock.local_midnight(display_zone(), until + dt.timedelta(days=1))
         )
     total = query.count()
     rows = list(query.order_by(AuditLog.at.desc(), AuditLog.id.desc()).paginate(page, PAGE))

@@ -11,6 +11,7 @@ from flask import Response, abort, request, url_for
 from flask_babel import gettext as _
 from openpyxl import Workbook
 
+from app import clock
 from app.console.views import PAGE, bp
 from app.domain.accounts import set_keep_power
 from app.domain.batch import ACTIONS, failures, start_batch
@@ -29,6 +30,8 @@ from app.models import BatchRun, Building, Command, Gateway, Meter, Reading, Tar
 from app.web import (
     check_property,
     current_actor,
+    display_zone,
+    format_local,
     htmx_redirect,
     login_required,
     page_arg,
@@ -161,13 +164,15 @@ def meters_export():
                 label(m.relay_desired),
                 label(m.relay_confirmed) if m.relay_confirmed else "",
                 m.last_total,
-                m.last_read_at.strftime("%Y-%m-%d %H:%M") if m.last_read_at else "",
+                format_local(m.last_read_at),
             ]
         )
     buf = io.BytesIO()
     wb.save(buf)
     resp = Response(buf.getvalue(), mimetype=XLSX)
-    resp.headers["Content-Disposition"] = f'attachment; filename="meters-{now:%Y%m%d-%H%M}.xlsx"'
+    resp.headers["Content-Disposition"] = (
+        f'attachment; filename="meters-{clock.local(now, display_zone()):%Y%m%d-%H%M}.xlsx"'
+    )
     return resp
 
 

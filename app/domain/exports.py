@@ -21,6 +21,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from peewee import JOIN
 
+from app import clock
 from app.i18n import label, tr
 from app.models import (
     Account,
@@ -28,6 +29,7 @@ from app.models import (
     Floor,
     Gateway,
     Meter,
+    Property,
     Reading,
     Room,
     Sale,
@@ -55,11 +57,22 @@ def m3(litres: int | None) -> Decimal | None:
     return None if litres is None else Decimal(int(litres)).scaleb(-3)
 
 
-def local(when: dt.datetime | None, tz: ZoneInfo) -> dt.datetime | None:
-    """A stored UTC datetime as naive local time (Excel has no time zones)."""
-    if when is None:
-        return None
-    return when.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
+def local(when: dt.datetime | None, where: Any) -> dt.datetime | None:
+    """A stored UTC datetime as the naive local time of ``where`` (Excel has no time zones)."""
+    return None if when is None else clock.local_naive(when, where)
+
+
+class _Zones:
+    """Each row's property zone (rows of several properties can share one workbook)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[int, ZoneInfo] = {}
+
+    def __call__(self, property_id: int) -> ZoneInfo:
+        if property_id not in self.by_id:
+            prop = Property.get_or_none(Property.id == property_id)
+            self.by_id[property_id] = clock.zone(prop)
+        return self.by_id[property_id]
 
 
 class _Sheet:
@@ -111,14 +124,10 @@ def _save(wb: Workbook) -> bytes:
     return buf.getvalue()
 
 
-def _tz(name: str | None) -> ZoneInfo:
-    return ZoneInfo(name or "Asia/Shanghai")
-
-
-def meters_workbook(query: Iterable[Meter], *, timezone: str = "Asia/Shanghai") -> bytes:
+def meters_workbook(query: Iterable[Meter]) -> bytes:
     """Meters with their place, account and last reading.  ``query`` must select Meter with
     Account, Tenant, Room, Floor, Building and Gateway joined (``meters_query``)."""
-    tz = _tz(timezone)
+    zones = _Zones()
     wb = _workbook()
     sheet = _Sheet(
         wb,
@@ -165,7 +174,7 @@ def meters_workbook(query: Iterable[Meter], *, timezone: str = "Asia/Shanghai") 
                 tr("Yes") if m.online else tr("No"),
                 kwh(reading) if m.kind == "electricity" else None,
                 m3(reading) if m.kind == "water" else None,
-                local(m.last_read_at, tz),
+                local(m.last_read_at, zones(m.property_id)),
                 m.multiplier,
             ]
         )
@@ -199,10 +208,10 @@ def meters_query(*, q: str = "", kind: str = "", status: str = ""):
     return query.order_by(Meter.serial)
 
 
-def accounts_workbook(query: Iterable[Account], *, timezone: str = "Asia/Shanghai") -> bytes:
+def accounts_workbook(query: Iterable[Account]) -> bytes:
     """Accounts with tenant, room and balance.  ``query`` selects Account with Tenant,
     LedgerAccount and Room joined (the accounts list's query)."""
-    tz = _tz(timezone)
+    zones = _Zones()
     wb = _workbook()
     sheet = _Sheet(
         wb,
@@ -232,8 +241,8 @@ def accounts_workbook(query: Iterable[Account], *, timezone: str = "Asia/Shangha
                 yuan(a.wallet.balance_fen),
                 yuan(a.alarm1_fen),
                 yuan(a.alarm2_fen),
-                local(a.opened_at, tz),
-                local(a.closed_at, tz),
+                local(a.opened_at, zones(a.property_id)),
+                local(a.closed_at, zones(a.property_id)),
             ]
         )
     return _save(wb)
@@ -250,8 +259,8 @@ def sales_query(*, start: dt.datetime, end: dt.datetime):
     )
 
 
-def sales_workbook(query: Iterable[Sale], *, timezone: str = "Asia/Shanghai") -> bytes:
-    tz = _tz(timezone)
+def sales_workbook(query: Iterable[Sale]) -> bytes:
+    zones = _Zones()
     wb = _workbook()
     sheet = _Sheet(
         wb,
@@ -278,7 +287,7 @@ def sales_workbook(query: Iterable[Sale], *, timezone: str = "Asia/Shanghai") ->
         sheet.append(
             [
                 s.receipt_no or "",
-                local(s.created_at, tz),
+                local(s.created_at, zones(s.property_id)),
                 s.account.number,
                 s.account.tenant.name,
                 label(s.utility),
@@ -288,7 +297,7 @@ def sales_workbook(query: Iterable[Sale], *, timezone: str = "Asia/Shanghai") ->
                 yuan(s.net_fen),
                 yuan(s.balance_after_fen),
                 s.operator,
-                local(s.reversed_at, tz),
+                local(s.reversed_at, zones(s.property_id)),
                 s.reversed_by,
                 s.reverse_reason,
             ]
@@ -307,12 +316,10 @@ def readings_query(*, start: dt.datetime, end: dt.datetime, meter: Meter | None 
     return query.order_by(Meter.serial, Reading.read_at).limit(READINGS_LIMIT + 1)
 
 
-def readings_workbook(
-    query: Iterable[Reading], *, timezone: str = "Asia/Shanghai", with_money: bool = True
-) -> bytes:
+def readings_workbook(query: Iterable[Reading], *, with_money: bool = True) -> bytes:
     """Readings (raw registers, consumption after the multiplier), at most READINGS_LIMIT rows;
     a last row says so when the list was cut."""
-    tz = _tz(timezone)
+    zones = _Zones()
     wb = _workbook()
     headings = [
         tr("Meter"),
@@ -347,7 +354,7 @@ def readings_workbook(
         row = [
             r.meter.serial,
             label(r.meter.kind),
-            local(r.read_at, tz),
+            local(r.read_at, zones(r.meter.property_id)),
             None if water else kwh(r.total),
             m3(r.total) if water else None,
             None if water else kwh(r.consumption),

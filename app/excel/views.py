@@ -8,10 +8,10 @@ import re
 import secrets
 import time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, request, url_for
 
+from app import clock
 from app.console.views import _account_query
 from app.domain import exports
 from app.domain.errors import DomainError
@@ -31,6 +31,7 @@ from app.i18n import tr
 from app.models import Account, Meter, Property, Sale, utcnow
 from app.web import (
     current_actor,
+    display_zone,
     htmx_redirect,
     login_required,
     property_scope,
@@ -201,10 +202,6 @@ def import_confirm():
 
 
 # ---------------------------------------------------------------------------- export
-def _timezone() -> str:
-    return current_app.config.get("TIMEZONE") or "Asia/Shanghai"
-
-
 def _day(field: str, default: dt.date) -> dt.date:
     text = request.args.get(field, "").strip()
     if not text:
@@ -216,23 +213,24 @@ def _day(field: str, default: dt.date) -> dt.date:
 
 
 def _range() -> tuple[dt.date, dt.date, dt.datetime, dt.datetime]:
-    """The local days ``from``..``to`` (inclusive; default this month so far) as UTC bounds."""
-    tz = ZoneInfo(_timezone())
-    today = dt.datetime.now(tz).date()
+    """The local days ``from``..``to`` (inclusive; default this month so far) as UTC bounds,
+    in the zone of the properties the user sees."""
+    zone = display_zone()
+    today = clock.site_today(zone, clock.utcnow())
     start_day = _day("from", today.replace(day=1))
     end_day = _day("to", today)
     if end_day < start_day:
         raise DomainError(tr("the end date is before the start date"), "to")
-
-    def utc(day: dt.date) -> dt.datetime:
-        return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC).replace(tzinfo=None)
-
-    return start_day, end_day, utc(start_day), utc(end_day + dt.timedelta(days=1))
+    return (
+        start_day,
+        end_day,
+        clock.local_midnight(zone, start_day),
+        clock.local_midnight(zone, end_day + dt.timedelta(days=1)),
+    )
 
 
 def _export_page(status: int = 200, errors: dict[str, str] | None = None):
-    tz = ZoneInfo(_timezone())
-    today = dt.datetime.now(tz).date()
+    today = clock.site_today(display_zone(), clock.utcnow())
     return render(
         "excel/export.html",
         errors=errors or {},
@@ -263,7 +261,7 @@ def export_meters():
         status=request.args.get("status", ""),
     )
     query = _scoped(query, Meter.property)
-    return _xlsx(exports.meters_workbook(query, timezone=_timezone()), "meters.xlsx")
+    return _xlsx(exports.meters_workbook(query), "meters.xlsx")
 
 
 @bp.get("/export/accounts.xlsx")
@@ -273,7 +271,7 @@ def export_accounts():
     status = request.args.get("status", "")
     if status:
         query = query.where(Account.status == status)
-    return _xlsx(exports.accounts_workbook(query, timezone=_timezone()), "accounts.xlsx")
+    return _xlsx(exports.accounts_workbook(query), "accounts.xlsx")
 
 
 @bp.get("/export/sales.xlsx")
@@ -283,9 +281,7 @@ def export_sales():
         first, last, start, end = _range()
     except DomainError as exc:
         return _export_page(422, {"sales_" + (exc.field or "from"): exc.message})
-    data = exports.sales_workbook(
-        _scoped(exports.sales_query(start=start, end=end), Sale.property), timezone=_timezone()
-    )
+    data = exports.sales_workbook(_scoped(exports.sales_query(start=start, end=end), Sale.property))
     return _xlsx(data, f"sales-{first:%Y%m%d}-{last:%Y%m%d}.xlsx")
 
 
@@ -309,9 +305,7 @@ def export_readings():
     scope = property_scope()
     if scope is not None:
         query = query.where(Meter.property.in_(sorted(scope) or [0]))  # readings_query joins Meter
-    data = exports.readings_workbook(
-        query, timezone=_timezone(), with_money=current_actor().can("money.view")
-    )
+    data = exports.readings_workbook(query, with_money=current_actor().can("money.view"))
     safe = re.sub(r"[^A-Za-z0-9_-]", "", serial)
     name = f"readings-{safe + '-' if safe else ''}{first:%Y%m%d}-{last:%Y%m%d}.xlsx"
     return _xlsx(data, name)

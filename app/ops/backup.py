@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlparse
 
 from peewee import PeeweeException
 
+from app import clock
 from app.ops import runlock
 
 DEFAULT_KEEP = 14
@@ -153,7 +154,7 @@ class MysqlTarget:
 
 
 def _stamp(now: dt.datetime | None) -> str:
-    now = now or dt.datetime.now(dt.UTC)
+    now = now or clock.utcnow()
     if now.tzinfo is not None:
         now = now.astimezone(dt.UTC)
     return now.strftime("%Y%m%dT%H%M%SZ")

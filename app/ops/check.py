@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app import clock
 from app.config import DEFAULT_CONFIG_FILE, DEFAULTS, load_config
 
 OK, NOTE, PROBLEM = "ok", "note", "problem"
@@ -61,7 +62,7 @@ def run_checks(
         if not has_problems(findings):  # else check_config_file said why already
             findings.append(Finding(PROBLEM, "config", f"{path} cannot be read: {exc}"))
         return findings
-    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    now = now or clock.utcnow()
     for check in (
         check_state_dir,
         check_secret_key,
@@ -73,7 +74,7 @@ def run_checks(
     ):
         findings.extend(_guard(check, config))
     findings.extend(_guard(lambda c: check_database(c, now), config))
-    findings.extend(_guard(check_backups, config))
+    findings.extend(_guard(lambda c: check_backups(c, now), config))
     findings.extend(_guard(check_ntp, config))
     return findings
 
@@ -212,7 +213,7 @@ def check_timezone(config: dict[str, Any]) -> Iterable[Finding]:
             "(e.g. Asia/Shanghai); is the tzdata package installed?",
         )
         return
-    local = dt.datetime.now(zone).strftime("%Y-%m-%d %H:%M %Z")
+    local = clock.local(clock.utcnow(), zone).strftime("%Y-%m-%d %H:%M %Z")
     yield Finding(OK, "time zone", f"{name} (local time {local})")
 
 
@@ -432,7 +433,7 @@ def _sms_findings() -> list[Finding]:
     return findings
 
 
-def check_backups(config: dict[str, Any]) -> Iterable[Finding]:
+def check_backups(config: dict[str, Any], now: dt.datetime) -> Iterable[Finding]:
     from app.ops.backup import backup_dir, list_backups, sqlite_path
 
     if sqlite_path(str(config["DATABASE_URL"])) is None and not (
@@ -456,7 +457,8 @@ def check_backups(config: dict[str, Any]) -> Iterable[Finding]:
         )
         return
     newest = found[0]
-    age = dt.datetime.now() - dt.datetime.fromtimestamp(newest.stat().st_mtime)
+    made = dt.datetime.fromtimestamp(newest.stat().st_mtime, dt.UTC).replace(tzinfo=None)
+    age = now - made
     if age > BACKUP_MAX_AGE:
         yield Finding(
             PROBLEM,
@@ -465,7 +467,8 @@ def check_backups(config: dict[str, Any]) -> Iterable[Finding]:
             "is the worker running? (systemctl status meterdesk-worker)",
         )
     else:
-        yield Finding(OK, "backup", f"{len(found)} backup(s), newest {newest.name}")
+        when = clock.local(made, config.get("TIMEZONE")).strftime("%Y-%m-%d %H:%M %z")
+        yield Finding(OK, "backup", f"{len(found)} backup(s), newest {newest.name} ({when})")
 
 
 def has_problems(findings: Iterable[Finding]) -> bool:

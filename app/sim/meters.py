@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.clock import local_naive, utcnow
+
 DEFAULT_SEGMENTS = (  # (start minute, rate index 0..3 = T1 sharp, T2 peak, T3 flat, T4 valley)
     (0, 3),
     (8 * 60, 2),
@@ -29,7 +31,8 @@ DEFAULT_SEGMENTS = (  # (start minute, rate index 0..3 = T1 sharp, T2 peak, T3 f
 
 
 def wall_clock() -> dt.datetime:
-    return dt.datetime.now().replace(microsecond=0)
+    """A simulated meter's own clock: the local wall-clock time of the box's zone."""
+    return local_naive(utcnow())
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from app import clock
 from app.domain.actors import SYSTEM
 from app.domain.readings import apply_reading
 from app.domain.sales import sell
@@ -20,14 +21,18 @@ def sign_in(page, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/overview")
 
 
-def test_overview_draws_charts_and_redraws_them_after_an_htmx_refresh(page, live_server, site):
-    acct, (meter,) = site.account(at=utcnow() - dt.timedelta(hours=2))
-    sell(
-        acct, amount_fen=20000, method="cash", idempotency_key="e2e-ov", actor=SYSTEM, now=utcnow()
+def test_overview_draws_charts_and_redraws_them_after_an_htmx_refresh(
+    page, live_server, site, clock_at
+):
+    # Noon local tomorrow (ahead of the browser's clock, so its session cookie stays valid):
+    # the sale and the reading fall on "today" whatever the hour the suite runs.
+    noon = clock.at_local(
+        site.prop, clock.site_today(site.prop, utcnow()) + dt.timedelta(days=1), dt.time(12)
     )
-    apply_reading(
-        meter, read_at=utcnow() - dt.timedelta(minutes=5), total=1200, actor=SYSTEM, now=utcnow()
-    )
+    clock_at(noon)
+    acct, (meter,) = site.account(at=noon - dt.timedelta(hours=2))
+    sell(acct, amount_fen=20000, method="cash", idempotency_key="e2e-ov", actor=SYSTEM, now=noon)
+    apply_reading(meter, read_at=noon - dt.timedelta(minutes=5), total=1200, actor=SYSTEM, now=noon)
     sign_in(page, live_server, "manager")
     for chart in ("#chart-revenue", "#chart-usage"):
         page.wait_for_selector(f"{chart} canvas")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from huey import crontab
-
 from app.config import load_config
 from app.ops.backup import BackupError, backup_now
-from workers.queue import huey
+from workers.queue import huey, local_crontab
 
 log = logging.getLogger("meterdesk.backup")
 
 
-@huey.periodic_task(crontab(minute="37", hour="18"))  # 02:37 Asia/Shanghai
+@huey.periodic_task(local_crontab(minute="37", hour="2"))  # 02:37 on the box's local clock
 @huey.lock_task("backup")
 def backup_task() -> str | None:
     """Back up the database into BACKUP_DIR and keep the BACKUP_KEEP newest copies.

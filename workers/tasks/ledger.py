@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 
-from huey import crontab
-
 from app.db import db, write_tx
 from app.domain.ledger import verify_ledger
 from app.models import Event, Property, utcnow
-from workers.queue import huey
+from workers.queue import huey, local_crontab
 
 
-@huey.periodic_task(crontab(minute="17", hour="19"))  # 03:17 Asia/Shanghai
+@huey.periodic_task(local_crontab(minute="17", hour="3"))  # 03:17 on the box's local clock
 @huey.lock_task("verify-ledger")
 def verify_ledger_task() -> bool:
     with db.connection_context():
