@@ -35,6 +35,8 @@ from zoneinfo import ZoneInfo
 
 from peewee import JOIN, fn
 
+from app import clock
+from app.clock import month_key, month_of
 from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
@@ -61,10 +63,6 @@ USED = ("accepted", "released")  # reading statuses that count as consumption
 # ---------------------------------------------------------------- months
 
 
-def month_key(year: int, month: int) -> int:
-    return year * 100 + month
-
-
 def month_label(month: int) -> str:
     """202611 -> '2026-11'."""
     return f"{month // 100:04d}-{month % 100:02d}"
@@ -81,32 +79,6 @@ def parse_month(text: str, field_name: str = "month") -> int:
     if not (2000 <= year <= 2999 and 1 <= month <= 12):
         raise ValidationError(tr("'%(text)s' is not a month (YYYY-MM)", text=text), field_name)
     return month_key(year, month)
-
-
-def next_month(month: int) -> int:
-    y, m = divmod(month, 100)
-    return month_key(y + 1, 1) if m == 12 else month_key(y, m + 1)
-
-
-def previous_month(month: int) -> int:
-    y, m = divmod(month, 100)
-    return month_key(y - 1, 12) if m == 1 else month_key(y, m - 1)
-
-
-def month_of(when: dt.datetime, tz: ZoneInfo) -> int:
-    """The local month (YYYYMM) of a naive UTC time."""
-    local = when.replace(tzinfo=dt.UTC).astimezone(tz)
-    return month_key(local.year, local.month)
-
-
-def month_bounds(month: int, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
-    """[first local midnight of ``month``, first local midnight of the next) as naive UTC."""
-
-    def utc(key: int) -> dt.datetime:
-        local = dt.datetime(key // 100, key % 100, 1, tzinfo=tz)
-        return local.astimezone(dt.UTC).replace(tzinfo=None)
-
-    return utc(month), utc(next_month(month))
 
 
 def consumption_by_meter(
@@ -402,7 +374,7 @@ def compute_split(group: ApportionmentGroup, month: int) -> Split:
     group = ApportionmentGroup.get_by_id(group.id)
     prop = Property.get_by_id(group.property_id)
     tz = ZoneInfo(prop.timezone)
-    start, end = month_bounds(month, tz)
+    start, end = clock.month_bounds(tz, month)
     master = Meter.get_by_id(group.master_meter_id)
     notes: list[str] = []
     master_units = consumption_by_meter([master.id], start, end)[master.id]
@@ -507,7 +479,7 @@ def post_apportionment(
         raise NotFound(tr("no such apportionment group"), "group")
     group = found
     prop = Property.get_by_id(group.property_id)
-    _, end = month_bounds(month, ZoneInfo(prop.timezone))
+    _, end = clock.month_bounds(prop, month)
     if end > now:
         raise ValidationError(
             tr("the month %(month)s is not over yet", month=month_label(month)), "month"

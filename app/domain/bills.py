@@ -30,13 +30,13 @@ import hashlib
 import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from zoneinfo import ZoneInfo
 
 from peewee import fn
 
+from app import clock
 from app.db import write_tx
 from app.domain.actors import Actor
-from app.domain.apportionment import USED, month_bounds, month_label
+from app.domain.apportionment import USED, month_label
 from app.domain.audit import audit
 from app.domain.errors import NotFound, ValidationError
 from app.domain.rent import KINDS as FEE_KINDS
@@ -166,10 +166,6 @@ def category(kind: str, key: str | None) -> str:
     return "other"
 
 
-def _local(when: dt.datetime, tz: ZoneInfo) -> str:
-    return when.replace(tzinfo=dt.UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M")
-
-
 def _wallet_sum(wallet_id: int, before: dt.datetime) -> int:
     """The wallet balance from the legs posted before ``before``."""
     total = (
@@ -187,8 +183,8 @@ def compute_bill(account: Account, month: int) -> Bill:
     if acct is None:
         raise NotFound(tr("no such account"), "account")
     prop = Property.get_by_id(acct.property_id)
-    tz = ZoneInfo(prop.timezone)
-    start, end = month_bounds(month, tz)
+    tz = clock.zone(prop)
+    start, end = clock.month_bounds(tz, month)
     room = Room.get_by_id(acct.room_id).number if acct.room_id else ""
     opening = _wallet_sum(acct.wallet_id, start)
     rows = (
@@ -216,7 +212,7 @@ def compute_bill(account: Account, month: int) -> Bill:
         cat = category(kind, key)
         effect = -int(amount)
         totals[cat] += effect
-        at = _local(created_at, tz)
+        at = clock.local(created_at, tz).strftime("%Y-%m-%d %H:%M")
         if cat == "electricity":
             day = days.setdefault(at[:10], [0, 0, 0])
             day[0] += effect
@@ -248,8 +244,8 @@ def compute_bill(account: Account, month: int) -> Bill:
         property_name=prop.name,
         timezone=prop.timezone,
         month=month,
-        period_start=start_day(month).isoformat(),
-        period_end=(end_day(month) - dt.timedelta(days=1)).isoformat(),
+        period_start=clock.first_day(month).isoformat(),
+        period_end=(clock.first_day(clock.next_month(month)) - dt.timedelta(days=1)).isoformat(),
         opening_fen=opening,
         closing_fen=closing,
         sales_fen=totals["sales"],
@@ -260,16 +256,6 @@ def compute_bill(account: Account, month: int) -> Bill:
         meters=_usage(acct.id, start, end),
         shared=_shared(acct.id, start, end),
     )
-
-
-def start_day(month: int) -> dt.date:
-    return dt.date(month // 100, month % 100, 1)
-
-
-def end_day(month: int) -> dt.date:
-    """The first day of the next month."""
-    y, m = divmod(month, 100)
-    return dt.date(y + (m == 12), m % 12 + 1, 1)
 
 
 def _usage(account_id: int, start: dt.datetime, end: dt.datetime) -> tuple[MeterUsage, ...]:
@@ -360,7 +346,7 @@ def _shared(account_id: int, start: dt.datetime, end: dt.datetime) -> tuple[Shar
 
 def billed_accounts(prop: Property, month: int) -> list[Account]:
     """Accounts open at some time during the month, by number."""
-    start, end = month_bounds(month, ZoneInfo(prop.timezone))
+    start, end = clock.month_bounds(prop, month)
     return list(
         Account.select(Account, Tenant)
         .join(Tenant)
@@ -382,7 +368,7 @@ def issue_bills(prop: Property, *, month: int, actor: Actor, now: dt.datetime) -
     """Store the bills of a finished month (once per account) and check the ones stored
     before: counts of issued, unchanged and changed bills."""
     actor.require("operations.run")
-    _, end = month_bounds(month, ZoneInfo(prop.timezone))
+    _, end = clock.month_bounds(prop, month)
     if end > now:
         raise ValidationError(
             tr("the month %(month)s is not over yet", month=month_label(month)), "month"

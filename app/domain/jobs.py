@@ -25,16 +25,16 @@ import json
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from zoneinfo import ZoneInfo
 
+from app.clock import local_date, month_of, previous_month
 from app.db import write_tx
 from app.domain.actors import SYSTEM, Actor
-from app.domain.apportionment import month_label, month_of, post_apportionment, previous_month
+from app.domain.apportionment import month_label, post_apportionment
 from app.domain.audit import audit
 from app.domain.bills import issue_bills
 from app.domain.errors import DomainError, ValidationError
 from app.domain.rent import charge_due
-from app.domain.water import day_key, days_due, deduct_water_day, local_date
+from app.domain.water import day_key, days_due, deduct_water_day
 from app.i18n import tr
 from app.models import Property
 from app.models.operations import ApportionmentGroup, Job
@@ -195,7 +195,7 @@ def run_rent(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SYS
     clock = clock or (lambda: now)
     summary = RunSummary()
     for prop in Property.select().order_by(Property.id):
-        today = local_date(now, ZoneInfo(prop.timezone))
+        today = local_date(now, prop)
 
         def work(prop: Property = prop, today: dt.date = today) -> dict[str, int]:
             return charge_due(prop, today=today, actor=actor, now=now).counts()
@@ -224,7 +224,7 @@ def run_apportionment(
         .order_by(ApportionmentGroup.id)
     )
     for group in groups:
-        month = previous_month(month_of(now, ZoneInfo(group.property.timezone)))
+        month = previous_month(month_of(now, group.property))
         if month < group.start_month:
             continue
 
@@ -253,7 +253,7 @@ def run_bills(*, now: dt.datetime, clock: Clock | None = None, actor: Actor = SY
     clock = clock or (lambda: now)
     summary = RunSummary()
     for prop in Property.select().order_by(Property.id):
-        month = previous_month(month_of(now, ZoneInfo(prop.timezone)))
+        month = previous_month(month_of(now, prop))
 
         def work(prop: Property = prop, month: int = month) -> dict[str, int]:
             return issue_bills(prop, month=month, actor=actor, now=now)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from peewee import JOIN, fn
 
-from app.domain.usage import month_of
+from app import clock
 from app.models import (
     Account,
     Gateway,
@@ -58,15 +58,15 @@ class Overview:
     arrears_count: int = 0
 
 
-def site_zone(default: str = "Asia/Shanghai") -> ZoneInfo:
-    """The time zone days are counted in: the (first) property's."""
-    tz = Property.select(Property.timezone).order_by(Property.id).scalar()
-    return ZoneInfo(tz or default)
-
-
-def _utc(local: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    """Naive UTC for a naive local wall time."""
-    return local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+def zone_groups(properties: list[int] | None = None) -> dict[ZoneInfo, list[int]]:
+    """The properties (``None``: all) grouped by their time zone."""
+    query = Property.select(Property.id, Property.timezone).order_by(Property.id)
+    if properties is not None:
+        query = query.where(Property.id.in_(properties or [0]))
+    groups: dict[ZoneInfo, list[int]] = {}
+    for pid, name in query.tuples():
+        groups.setdefault(clock.zone(name), []).append(pid)
+    return groups
 
 
 def _in(field, properties: list[int] | None):
@@ -100,21 +100,28 @@ def _month_starts(today: dt.date, n: int) -> list[dt.date]:
     return out[::-1]
 
 
-def _midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time())
-
-
 def monthly_takings(
-    today: dt.date,
-    zone: ZoneInfo,
-    *,
-    months: int = 12,
-    now: dt.datetime,
-    properties: list[int] | None = None,
+    *, months: int = 12, now: dt.datetime, properties: list[int] | None = None
 ) -> list[tuple[dt.date, int]]:
-    starts = _month_starts(today, months)
-    bounds = [_utc(_midnight(d), zone) for d in starts] + [now + dt.timedelta(seconds=1)]
-    return [(d, takings(bounds[i], bounds[i + 1], properties)) for i, d in enumerate(starts)]
+    """Takings of the last ``months`` local months, each property by its own zone's months
+    (keyed by the first day of the month), the current month last."""
+    totals: dict[dt.date, int] = {}
+    for zone, ids in zone_groups(properties).items():
+        starts = _month_starts(clock.site_today(zone, now), months)
+        bounds = [clock.local_midnight(zone, d) for d in starts] + [now + dt.timedelta(seconds=1)]
+        for i, d in enumerate(starts):
+            totals[d] = totals.get(d, 0) + takings(bounds[i], bounds[i + 1], ids)
+    return sorted(totals.items())[-months:] if totals else []
+
+
+def local_takings(*, now: dt.datetime, month: bool, properties: list[int] | None = None) -> int:
+    """Takings since the start of each property's local day (or ``month``) up to ``now``."""
+    total = 0
+    for zone, ids in zone_groups(properties).items():
+        today = clock.site_today(zone, now)
+        start = clock.local_midnight(zone, today.replace(day=1) if month else today)
+        total += takings(start, now + dt.timedelta(seconds=1), ids)
+    return total
 
 
 def daily_usage(
@@ -220,26 +227,24 @@ def build_overview(
     *,
     now: dt.datetime,
     money: bool,
-    zone: ZoneInfo | None = None,
+    zone: ZoneInfo | str | None = None,
     properties: list[int] | None = None,
 ) -> Overview:
     """The overview as of ``now`` (naive UTC).  Takings are computed only when ``money``;
-    ``properties`` limits every figure to those properties (``None``: all)."""
+    ``properties`` limits every figure to those properties (``None``: all).  Each property's
+    takings count by its own local day and month; ``zone`` is the one the page's "today"
+    (and the usage chart's days) is shown in."""
     p = properties
-    zone = zone or site_zone()
-    local_now = now.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
-    today = local_now.date()
-    month_first = today.replace(day=1)
+    today = clock.site_today(zone, now)
     ov = Overview(today=today)
     if money:
-        end = now + dt.timedelta(seconds=1)
-        ov.takings_today = takings(_utc(_midnight(today), zone), end, p)
-        ov.takings_month = takings(_utc(_midnight(month_first), zone), end, p)
-        ov.takings_to_date = takings(None, end, p)
-        ov.months = monthly_takings(today, zone, now=now, properties=p)
+        ov.takings_today = local_takings(now=now, month=False, properties=p)
+        ov.takings_month = local_takings(now=now, month=True, properties=p)
+        ov.takings_to_date = takings(None, now + dt.timedelta(seconds=1), p)
+        ov.months = monthly_takings(now=now, properties=p)
     ov.usage = daily_usage(today, properties=p)
-    ov.top_electricity = top_consumers(month_of(today), "electricity", properties=p)
-    ov.top_water = top_consumers(month_of(today), "water", properties=p)
+    ov.top_electricity = top_consumers(clock.month_of_day(today), "electricity", properties=p)
+    ov.top_water = top_consumers(clock.month_of_day(today), "water", properties=p)
     ov.meters_online, ov.meters_offline = _online_counts(
         Meter, (Meter.status == "active") & _in(Meter.property, p)
     )

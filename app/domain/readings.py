@@ -39,6 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from app.clock import local_date, zone
 from app.db import bulk_update, db_time, is_sqlite, write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
@@ -46,7 +47,7 @@ from app.domain.errors import NotFound, ValidationError
 from app.domain.ledger import post_entry, system_account
 from app.domain.status import refresh_accounts
 from app.domain.tariffs import RATES, TariffBook, denominator, rate_interval
-from app.domain.usage import COUNTED, add_usage, local_day
+from app.domain.usage import COUNTED, add_usage
 from app.i18n import tr
 from app.models import Account, Event, Meter, Property, Reading
 
@@ -353,7 +354,7 @@ def _load(meter_ids: Sequence[int]):
         accounts.update((a, (te, tw)) for a, te, tw in q.tuples())
     prop_ids = {m.property_id for m in meters.values()}
     zones = {
-        p: ZoneInfo(tz)
+        p: zone(tz)
         for p, tz in Property.select(Property.id, Property.timezone)
         .where(Property.id.in_(list(prop_ids)))
         .tuples()
@@ -505,7 +506,7 @@ def _usage_items(
                 m.id,
                 m.property_id,
                 m.kind,
-                local_day(item.read_at, zones[m.property_id]),
+                local_date(item.read_at, zones[m.property_id]),
                 res.consumption,
                 res.charge_fen,
             )

@@ -28,6 +28,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from app import clock
 from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
@@ -204,7 +205,7 @@ def create_recurring_charge(
         day_of_month = None
     if not isinstance(start_date, dt.date):
         raise ValidationError(tr("give a start date"), "start_date")
-    if (now.date() - start_date).days > MAX_BACKDATE_DAYS:
+    if (clock.site_today(account.property, now) - start_date).days > MAX_BACKDATE_DAYS:
         raise ValidationError(tr("the start date is more than a year ago"), "start_date")
     if end_date is not None and end_date < start_date:
         raise ValidationError(tr("the end date is before the start date"), "end_date")

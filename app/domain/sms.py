@@ -50,6 +50,8 @@ from zoneinfo import ZoneInfo
 
 from peewee import fn
 
+from app.clock import local_naive, to_utc
+from app.clock import zone as clock_zone
 from app.db import after_commit, write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
@@ -434,15 +436,11 @@ def set_tenant_language(tenant: Tenant, *, language: str, actor: Actor, now: dt.
         audit(actor, "sms.tenant_language", tenant, now=now, language=language)
 
 
-def _local(now: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    return now.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
-
-
 def in_quiet_hours(settings: SmsSettings, tz: ZoneInfo, now: dt.datetime) -> bool:
     start, end = settings.quiet_start_min, settings.quiet_end_min
     if start == end:
         return False
-    local = _local(now, tz)
+    local = local_naive(now, tz)
     minute = local.hour * 60 + local.minute
     if start < end:
         return start <= minute < end
@@ -451,19 +449,19 @@ def in_quiet_hours(settings: SmsSettings, tz: ZoneInfo, now: dt.datetime) -> boo
 
 def quiet_hours_end(settings: SmsSettings, tz: ZoneInfo, now: dt.datetime) -> dt.datetime:
     """The next end of quiet hours after ``now``, as naive UTC."""
-    local = _local(now, tz)
+    local = local_naive(now, tz)
     end = local.replace(
         hour=settings.quiet_end_min // 60, minute=settings.quiet_end_min % 60, second=0
     )
     if end <= local:
         end += dt.timedelta(days=1)
-    return end.replace(tzinfo=tz).astimezone(dt.UTC).replace(tzinfo=None)
+    return to_utc(end, tz)
 
 
 def _zone(prop_id: int, cache: dict[int, ZoneInfo] | None = None) -> ZoneInfo:
     if cache is not None and prop_id in cache:
         return cache[prop_id]
-    zone = ZoneInfo(Property.get_by_id(prop_id).timezone)
+    zone = clock_zone(Property.get_by_id(prop_id))
     if cache is not None:
         cache[prop_id] = zone
     return zone
@@ -832,7 +830,7 @@ def _staff_message(run: _Run, prop_id: int, kind: str, events: list[Event]) -> N
         "property": prop.name,
         "count": str(len(names) or len(events)),
         "meters": shown,
-        "time": _local(newest, _zone(prop_id, run.zones)).strftime("%m-%d %H:%M"),
+        "time": local_naive(newest, _zone(prop_id, run.zones)).strftime("%m-%d %H:%M"),
     }
     body = render(template_body(prop_id, kind, settings.language), values)
     first = min(events, key=lambda e: e.id)

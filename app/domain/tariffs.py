@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.clock import local_naive
 from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
@@ -393,9 +394,8 @@ class TariffBook:
         return found
 
 
-@functools.lru_cache(maxsize=8192)
-def _local(when: dt.datetime, tz: ZoneInfo) -> dt.datetime:
-    return when.replace(tzinfo=dt.UTC).astimezone(tz).replace(tzinfo=None)
+# Rating converts the same reading times again and again: cache the conversion.
+_local = functools.lru_cache(maxsize=8192)(local_naive)
 
 
 def day_segments(spec: Mapping[str, Any]) -> tuple[tuple[int, str], ...]:

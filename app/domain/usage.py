@@ -18,6 +18,8 @@ import datetime as dt
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
+from app import clock
+from app.clock import local_date, month_of_day
 from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
@@ -29,15 +31,6 @@ CHUNK = 500
 
 # (meter id, property id, utility, local day, units, charge in fen)
 UsageItem = tuple[int, int, str, dt.date, int, int]
-
-
-def local_day(read_at: dt.datetime, zone: ZoneInfo) -> dt.date:
-    """The local date of a naive-UTC time."""
-    return read_at.replace(tzinfo=UTC).astimezone(zone).date()
-
-
-def month_of(day: dt.date) -> int:
-    return day.year * 100 + day.month
 
 
 DAILY_COLUMNS = ("meter_id", "day", "utility", "units", "charge_fen")
@@ -53,7 +46,7 @@ def _sum(items: Iterable[UsageItem]):
     for meter_id, prop_id, utility, day, units, charge in items:
         if not units and not charge:
             continue
-        for table, key in ((daily, (meter_id, day)), (monthly, (meter_id, month_of(day)))):
+        for table, key in ((daily, (meter_id, day)), (monthly, (meter_id, month_of_day(day)))):
             row = table.get(key)
             if row is None:
                 table[key] = [utility, units, charge]
@@ -81,7 +74,7 @@ def add_usage(items: Iterable[UsageItem]) -> int:
 
 
 def _zones() -> dict[int, ZoneInfo]:
-    return {p: ZoneInfo(tz) for p, tz in Property.select(Property.id, Property.timezone).tuples()}
+    return {p: clock.zone(tz) for p, tz in Property.select(Property.id, Property.timezone).tuples()}
 
 
 def _insert(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
@@ -106,7 +99,7 @@ def rebuild_usage(*, since: dt.date | None = None, actor: Actor, now: dt.datetim
                 model.delete().execute()
         else:
             DailyUsage.delete().where(DailyUsage.day >= since).execute()
-            MonthlyUsage.delete().where(MonthlyUsage.month >= month_of(since)).execute()
+            MonthlyUsage.delete().where(MonthlyUsage.month >= month_of_day(since)).execute()
             SiteDailyUsage.delete().where(SiteDailyUsage.day >= since).execute()
         site_totals: dict[tuple[int, dt.date, str], list[int]] = {}
         ids = sorted(meters)
@@ -130,7 +123,7 @@ def rebuild_usage(*, since: dt.date | None = None, actor: Actor, now: dt.datetim
                     if isinstance(read_at, str):
                         read_at = dt.datetime.fromisoformat(read_at)
                     prop_id, kind = meters[meter_id]
-                    day = local_day(read_at, zones[prop_id])
+                    day = local_date(read_at, zones[prop_id])
                     if first is None or day >= first:
                         yield meter_id, prop_id, kind, day, units, charge
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
+from app import clock
 from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
@@ -52,21 +52,6 @@ class WaterDay:
     accounts: int
     readings: int
     amount_fen: int
-
-
-def local_bounds(start: dt.date, end: dt.date, tz: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
-    """[local midnight of ``start``, local midnight of ``end``) as naive UTC."""
-
-    def utc(day: dt.date) -> dt.datetime:
-        local = dt.datetime(day.year, day.month, day.day, tzinfo=tz)
-        return local.astimezone(dt.UTC).replace(tzinfo=None)
-
-    return utc(start), utc(end)
-
-
-def local_date(when: dt.datetime, tz: ZoneInfo) -> dt.date:
-    """The local calendar day of a naive UTC time."""
-    return when.replace(tzinfo=dt.UTC).astimezone(tz).date()
 
 
 def day_key(prop_id: int, day: dt.date) -> str:
@@ -133,8 +118,7 @@ def deduct_water_day(prop: Property, day: dt.date, *, actor: Actor, now: dt.date
     Idempotent per property and day; refuses a day that has not ended yet.
     """
     actor.require("operations.run")
-    tz = ZoneInfo(prop.timezone)
-    _, end = local_bounds(day, day + dt.timedelta(days=1), tz)
+    _, end = clock.day_bounds(prop, day)
     if end > now:
         raise ValidationError(tr("the day %(day)s is not over yet", day=day.isoformat()), "day")
     key = day_key(prop.id, day)
@@ -244,11 +228,10 @@ def days_due(prop: Property, *, now: dt.datetime) -> list[dt.date]:
     """The local days to deduct, oldest first: yesterday, and each earlier day back to the
     oldest reading still waiting in the look-back window (a box that was off catches up day by
     day)."""
-    tz = ZoneInfo(prop.timezone)
-    yesterday = local_date(now, tz) - dt.timedelta(days=1)
-    start, _ = local_bounds(yesterday, yesterday, tz)
+    yesterday = clock.site_today(prop, now) - dt.timedelta(days=1)
+    start = clock.local_midnight(prop, yesterday)
     oldest = _pending(prop.id, start).select(Reading.read_at).order_by(Reading.read_at).first()
     first_day = yesterday
     if oldest is not None:
-        first_day = local_date(oldest.read_at, tz)
+        first_day = clock.local_date(oldest.read_at, prop)
     return [first_day + dt.timedelta(days=i) for i in range((yesterday - first_day).days + 1)]

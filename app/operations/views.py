@@ -4,19 +4,12 @@ post), and monthly bills with their Excel downloads.  Thin: parse, call the doma
 from __future__ import annotations
 
 import json
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, redirect, request, url_for
 from flask_babel import gettext as _
 
-from app.domain.apportionment import (
-    dry_run,
-    month_label,
-    month_of,
-    parse_month,
-    post_apportionment,
-    previous_month,
-)
+from app.clock import month_of, previous_month
+from app.domain.apportionment import dry_run, month_label, parse_month, post_apportionment
 from app.domain.bills import billed_accounts, bills_for, compute_bill, issued_bill
 from app.domain.errors import DomainError
 from app.domain.jobs import KINDS as JOB_KINDS
@@ -63,7 +56,7 @@ def _property() -> Property:
 
 def _month(prop: Property, errors: dict[str, str]) -> int:
     """?month=YYYY-MM, else the property's previous local month."""
-    default = previous_month(month_of(utcnow(), ZoneInfo(prop.timezone)))
+    default = previous_month(month_of(utcnow(), prop))
     text = request.values.get("month", "").strip()
     if not text:
         return default
@@ -173,7 +166,7 @@ def _apportionment_page(
 def apportionment():
     groups = _groups()
     group = groups[0] if groups else None
-    month = previous_month(month_of(utcnow(), ZoneInfo(group.property.timezone))) if group else 0
+    month = previous_month(month_of(utcnow(), group.property)) if group else 0
     return _apportionment_page(group=group, month=month)
 
 
@@ -296,7 +289,7 @@ def bill(account_id: int):
     month = _month(prop, errors)
     current = compute_bill(acct, month)
     issued = issued_bill(acct, month)
-    month_over = month < month_of(utcnow(), ZoneInfo(prop.timezone))
+    month_over = month < month_of(utcnow(), prop)
     return render(
         "operations/bill.html",
         bill=current,

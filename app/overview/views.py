@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 from flask_babel import gettext as _
 
 from app.domain.money import format_fen
-from app.domain.overview import build_overview, site_zone
+from app.domain.overview import build_overview
 from app.models import utcnow
-from app.web import current_actor, login_required, property_scope, render
+from app.web import current_actor, display_zone, login_required, property_scope, render
 
 bp = Blueprint("overview", __name__)
 
@@ -59,7 +59,7 @@ def _charts(ov, money: bool) -> dict:
 @login_required("overview.view")
 def index():
     money = current_actor().can("money.view")
-    zone = site_zone(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
+    zone = display_zone()
     scope = property_scope()
     ov = build_overview(
         now=utcnow(), money=money, zone=zone, properties=None if scope is None else sorted(scope)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
+from app import clock
 from app.domain.errors import ValidationError
 from app.domain.money import format_price, parse_price
 from app.domain.tariffs import KINDS, RATES, validate_spec
@@ -231,12 +231,7 @@ def parse_effective(text: str, tz_name: str) -> dt.datetime:
         day = dt.date.fromisoformat(_text(text))
     except ValueError:
         raise ValidationError(_("Enter a date as YYYY-MM-DD."), "effective_from") from None
-    local = dt.datetime.combine(day, dt.time(0, 0), tzinfo=ZoneInfo(tz_name))
-    return local.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def local_date(when: dt.datetime, tz_name: str) -> dt.date:
-    return when.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(tz_name)).date()
+    return clock.local_midnight(tz_name, day)
 
 
 # ---------------------------------------------------------------- the day bar

@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from peewee import JOIN, fn
 
+from app import clock
 from app.domain.errors import DomainError, ValidationError
 from app.domain.money import format_price
 from app.domain.tariffs import (
@@ -324,7 +325,7 @@ def _new_form_property(header: dict[str, str]) -> Property:
 @login_required("tariff.edit")
 def new():
     prop = _new_form_property(_header(request.args))
-    today = forms.local_date(utcnow(), prop.timezone)
+    today = clock.local_date(utcnow(), prop.timezone)
     header = {
         "property": str(prop.id),
         "name": "",
@@ -363,10 +364,10 @@ def new_version(tariff_id: int):
         if start_from
         else forms.default_state(tariff.kind)
     )
-    tomorrow = forms.local_date(now, prop.timezone) + dt.timedelta(days=1)
+    tomorrow = clock.local_date(now, prop.timezone) + dt.timedelta(days=1)
     if latest is not None:
         tomorrow = max(
-            tomorrow, forms.local_date(latest.effective_from, prop.timezone) + dt.timedelta(days=1)
+            tomorrow, clock.local_date(latest.effective_from, prop.timezone) + dt.timedelta(days=1)
         )
     header = {
         "property": str(prop.id),
@@ -460,7 +461,7 @@ def _save(tariff: Tariff | None):
     now = utcnow()
     if effective is not None and tariff is not None:
         today = forms.parse_effective(
-            forms.local_date(now, prop.timezone).isoformat(), prop.timezone
+            clock.local_date(now, prop.timezone).isoformat(), prop.timezone
         )
         latest = (
             TariffVersion.select(fn.MAX(TariffVersion.effective_from))
@@ -472,7 +473,7 @@ def _save(tariff: Tariff | None):
         elif latest is not None and effective <= latest:
             errors["effective_from"] = _(
                 "A new version starts after the latest one (%(date)s); versions are never changed in place.",
-                date=forms.local_date(latest, prop.timezone).isoformat(),
+                date=clock.local_date(latest, prop.timezone).isoformat(),
             )
     spec, spec_errors = forms.parse_spec(state)
     errors.update(spec_errors)

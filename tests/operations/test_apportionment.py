@@ -3,18 +3,17 @@
 import datetime as dt
 import itertools
 import json
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app import clock
 from app.domain.actors import SYSTEM, Actor
 from app.domain.apportionment import (
     compute_split,
     create_group,
     dry_run,
-    month_bounds,
     post_apportionment,
     split_amount,
 )
@@ -251,7 +250,7 @@ def test_only_the_months_readings_count(site, now):
     measure(m, 10, at="2026-11-30 23:00")
     measure(m, 15, at="2026-12-01 01:00")  # local December: not November's
     assert compute_split(group, NOV).master_units == 1000
-    start, end = month_bounds(NOV, ZoneInfo("Asia/Shanghai"))
+    start, end = clock.month_bounds("Asia/Shanghai", NOV)
     assert (start, end) == (local("2026-11-01 00:00"), local("2026-12-01 00:00"))
 
 
