@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 
+from app import clock
 from app.api.openapi import SPEC
 from app.domain.actors import Actor
 from app.domain.errors import DomainError, NotFound, ValidationError
@@ -21,13 +22,48 @@ from app.domain.readings import ReadingIn, apply_readings
 from app.domain.sales import reverse_sale, sell
 from app.domain.users import token_actor
 from app.i18n import tr
-from app.models import Account, LedgerAccount, Meter, Sale, Tariff, TariffVersion, Tenant, utcnow
+from app.models import (
+    Account,
+    LedgerAccount,
+    Meter,
+    Property,
+    Sale,
+    Tariff,
+    TariffVersion,
+    Tenant,
+    utcnow,
+)
 
 bp = Blueprint("api", __name__)
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.replace(tzinfo=dt.UTC).isoformat().replace("+00:00", "Z") if value else None
+def _zone(property_id: int | None):
+    """A property's time zone, cached for the request."""
+    zones = g.setdefault("api_zones", {})
+    if property_id not in zones:
+        zones[property_id] = clock.zone(Property.get_or_none(Property.id == property_id))
+    return zones[property_id]
+
+
+def _iso(value: dt.datetime | None, property_id: int | None) -> str | None:
+    """A stored time as ISO 8601 in the property's local time with its offset
+    (2027-01-01T00:30:00+08:00)."""
+    return clock.iso(value, _zone(property_id)) if value else None
+
+
+def _reading_time(value: object, zone_of) -> object:
+    """An API reading time: with an offset it is that instant; without one it is the meter's
+    property's local time.  Anything that is not an ISO time is left for the domain to refuse
+    with its message."""
+    if not isinstance(value, str):
+        return value
+    try:
+        when = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zone_of())
+    return when
 
 
 def error(message: str, field: str | None, status: int):
@@ -101,8 +137,8 @@ def account_json(a: Account, balance: int) -> dict[str, Any]:
         "credit_limit": format_fen(a.credit_limit_fen),
         "tariff_electricity_id": a.tariff_electricity_id,
         "tariff_water_id": a.tariff_water_id,
-        "opened_at": _iso(a.opened_at),
-        "closed_at": _iso(a.closed_at),
+        "opened_at": _iso(a.opened_at, a.property_id),
+        "closed_at": _iso(a.closed_at, a.property_id),
     }
 
 
@@ -118,10 +154,10 @@ def sale_json(s: Sale) -> dict[str, Any]:
         "net": format_fen(s.net_fen),
         "balance_after": format_fen(s.balance_after_fen),
         "operator": s.operator,
-        "created_at": _iso(s.created_at),
+        "created_at": _iso(s.created_at, s.property_id),
         "idempotency_key": s.idempotency_key,
         "reversed": s.reversal_entry_id is not None,
-        "reversed_at": _iso(s.reversed_at),
+        "reversed_at": _iso(s.reversed_at, s.property_id),
         "reversed_by": s.reversed_by or None,
         "reverse_reason": s.reverse_reason or None,
     }
@@ -193,7 +229,7 @@ def account_entries(account_id: int):
                 {
                     "entry_id": e["entry_id"],
                     "kind": e["kind"],
-                    "created_at": _iso(e["created_at"]),
+                    "created_at": _iso(e["created_at"], acct.property_id),
                     "actor": e["actor"],
                     "memo": e["memo"],
                     "amount": format_fen(e["amount_fen"]),
@@ -227,7 +263,7 @@ def meters():
                     "relay_desired": m.relay_desired,
                     "relay_reason": m.relay_reason or None,
                     "keep_power": m.keep_power,
-                    "last_read_at": _iso(m.last_read_at),
+                    "last_read_at": _iso(m.last_read_at, m.property_id),
                     "last_total": m.last_total,
                 }
                 for m in rows
@@ -254,7 +290,7 @@ def tariffs():
                 "active": t.active,
                 "versions": [
                     {
-                        "effective_from": _iso(v.effective_from),
+                        "effective_from": _iso(v.effective_from, t.property_id),
                         "spec": _spec_strings(v.spec),
                         "override_reason": v.override_reason or None,
                     }
@@ -335,6 +371,23 @@ def reverse(sale_id: int):
     return jsonify(sale_json(result.sale)), 201 if result.created else 200
 
 
+def _meter_property(item: dict) -> int | None:
+    """The property of the meter a reading names (by id or serial; None when unknown), each
+    meter looked up once per request."""
+    meter_id, serial = item.get("meter_id"), item.get("serial")
+    if isinstance(meter_id, int) and not isinstance(meter_id, bool):
+        key, where = ("id", meter_id), Meter.id == meter_id
+    elif isinstance(serial, str):
+        key, where = ("serial", serial), Meter.serial == serial
+    else:
+        return None
+    known = g.setdefault("api_meter_properties", {})
+    if key not in known:
+        found = Meter.select(Meter.property).where(where).first()
+        known[key] = found.property_id if found is not None else None
+    return known[key]
+
+
 READING_FIELDS = ("meter_id", "serial", "read_at", "total", "t1", "t2", "t3", "t4")
 
 
@@ -369,7 +422,9 @@ def readings():
             ReadingIn(
                 meter_id=meter_id,
                 serial=item.get("serial"),
-                read_at=item.get("read_at"),  # type: ignore[arg-type]
+                read_at=_reading_time(  # type: ignore[arg-type]
+                    item.get("read_at"), lambda i=item: _zone(_meter_property(i))
+                ),
                 total=item.get("total"),
                 t1=item.get("t1"),
                 t2=item.get("t2"),
@@ -379,12 +434,17 @@ def readings():
             )
         )
     results = apply_readings(batch, actor=_actor(), now=utcnow())
+    meter_property = dict(
+        Meter.select(Meter.id, Meter.property)
+        .where(Meter.id.in_(sorted({r.meter_id for r in results}) or [0]))
+        .tuples()
+    )
     return jsonify(
         {
             "results": [
                 {
                     "meter_id": r.meter_id,
-                    "read_at": _iso(r.read_at),
+                    "read_at": _iso(r.read_at, meter_property.get(r.meter_id)),
                     "status": r.status,
                     "consumption": r.consumption,
                     "charge": format_fen(r.charge_fen),

@@ -106,7 +106,6 @@ async def main_async(args) -> tuple[float, float]:
 
     collector = Collector(
         clock=lambda: box["utc"],
-        local_clock=lambda: box["utc"] + dt.timedelta(hours=8),
         timeout=1.0,
         batch_interval=0.1,
     )

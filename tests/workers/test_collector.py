@@ -108,9 +108,7 @@ def field(site, now):
 
 
 def collector_for(field: Field, **kw) -> Collector:
-    return Collector(
-        clock=field.clock.box, local_clock=field.clock.local, timeout=0.3, batch_interval=0.01, **kw
-    )
+    return Collector(clock=field.clock.box, timeout=0.3, batch_interval=0.01, **kw)
 
 
 def close(field: Field, collector: Collector) -> None:
