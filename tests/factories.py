@@ -93,13 +93,20 @@ class Site:
         return acct, [Meter.get_by_id(ms.meter.id) for ms in meters]
 
 
-def make_site(now: dt.datetime, *, service_fee_bp: int = 300, code: str = "P1") -> Site:
+def make_site(
+    now: dt.datetime,
+    *,
+    service_fee_bp: int = 300,
+    code: str = "P1",
+    timezone: str = "Asia/Shanghai",
+) -> Site:
     long_ago = now - dt.timedelta(days=400)
     prop = create_property(
         code=code,
         name="Test Plaza",
         catalog_price=6500,
         service_fee_bp=service_fee_bp,
+        timezone=timezone,
         actor=SYSTEM,
         now=long_ago,
     )
