@@ -68,6 +68,7 @@ def test_water_deducted_once_per_local_day_across_the_utc_date_change(site, now)
     assert first.ran == 2
     nov2 = Entry.get(Entry.idempotency_key == f"water:{site.prop.id}:2026-11-02")
     nov3 = Entry.get(Entry.idempotency_key == f"water:{site.prop.id}:2026-11-03")
+
     def wallet_leg(entry):
         return Leg.get((Leg.entry == entry) & (Leg.ledger_account == acct.wallet_id)).amount_fen
 
