@@ -3,6 +3,8 @@ SQLite -> MariaDB -> SQLite round trip runs when MariaDB answers on 127.0.0.1:33
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import sqlite3
 from contextlib import closing
@@ -16,7 +18,9 @@ from app.ops.dbcopy import CopyError, copy_database
 from tests.packaging.sites import sqlite_site
 
 MYSQL_SERVER = "mysql://root@127.0.0.1:3306"
-COPY_DB = "md_copy_test"
+# Unique per run: two suite runs on one machine (CI's legs, two clones) must not share them.
+RUN = f"{os.getpid()}_{secrets.token_hex(3)}"
+COPY_DB = f"md_copy_{RUN}"
 
 
 def _mariadb_up() -> bool:
@@ -183,7 +187,7 @@ def test_mariadb_backup_and_restore_round_trip(source, tmp_path):
 
     if not shutil.which("mysqldump") or not shutil.which("mysql"):
         pytest.skip("the mysql/mysqldump clients are not installed")
-    name = "md_backup_test"
+    name = f"md_backup_{RUN}"
     server = make_database(f"{MYSQL_SERVER}/information_schema")
 
     def drop_all() -> None:

@@ -39,7 +39,10 @@ SPEC: dict[str, Any] = {
         "description": (
             "Integration API for property-management and finance systems. Authenticate with "
             "`Authorization: Bearer <token>` (create one with `meterdesk token create`). Amounts "
-            "are decimal strings in yuan; times are UTC ISO-8601. A 4xx response changes nothing."
+            "are decimal strings in yuan. Times are ISO 8601: answers give the property's local "
+            "time with its offset (2027-01-01T00:30:00+08:00); a time sent with an offset (or Z) "
+            "is that instant, one sent without an offset is the property's local time. A 4xx "
+            "response changes nothing."
         ),
     },
     "servers": [{"url": "/api/v1"}],
