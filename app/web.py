@@ -113,7 +113,7 @@ def login_required(permission: str | None = None) -> Callable:
         def wrapped(*args: Any, **kwargs: Any):
             if g.get("user") is None:
                 target = url_for("auth.login", next=request.path)
-                if request.headers.get("HX-Request"):
+                if is_htmx():
                     return htmx_redirect(target)
                 return redirect(target)
             if permission and not current_actor().can(permission):
@@ -126,9 +126,14 @@ def login_required(permission: str | None = None) -> Callable:
     return decorator
 
 
+def is_htmx() -> bool:
+    """An htmx request (htmx-flask's ``request.htmx``: ``HX-Request: true``)."""
+    return bool(request.htmx)  # type: ignore[attr-defined]
+
+
 def render(template: str, block: str | None = None, **context: Any):
     """The whole page, or for an htmx request the named block of it."""
-    if block and request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
+    if block and is_htmx() and not request.htmx.boosted:  # type: ignore[attr-defined]
         body = render_block(template, block, **context)
     else:
         body = render_template(template, **context)
@@ -138,7 +143,7 @@ def render(template: str, block: str | None = None, **context: Any):
 def htmx_redirect(location: str):
     """303 for a plain form; for htmx a 200 with ``HX-Redirect`` (a 3xx would be followed by
     the XHR itself and its target swapped into the page instead of navigating)."""
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         resp = make_response("", 200)
         resp.headers["HX-Redirect"] = location
         return resp

@@ -38,6 +38,7 @@ from app.web import (
     check_property,
     current_actor,
     htmx_redirect,
+    is_htmx,
     login_required,
     page_arg,
     property_scope,
@@ -213,7 +214,7 @@ def open_form():
 def _whole_wizard_unless_htmx():
     """The lookups below answer htmx with a part of the wizard; a plain request (a bookmark,
     no script) gets the whole wizard instead of a fragment."""
-    if request.headers.get("HX-Request"):
+    if is_htmx():
         return None
     return redirect(
         url_for("accounts.open_form", property_id=request.values.get("property_id", "")), code=303
