@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Any
 
+from app import clock
 from app.db import write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
@@ -35,13 +35,17 @@ def create_property(
     catalog_price: int | None = None,
     water_catalog_price: int | None = None,
     service_fee_bp: int = 0,
-    timezone: str = "Asia/Shanghai",
+    timezone: str | None = None,
     voltage_class: str = "",
 ) -> Property:
+    """A new property; its time zone defaults to the box's (configuration ``TIMEZONE``)."""
     actor.require("site.edit")
     code = _required(code, "code", tr("a property code"))
     name = _required(name, "name", tr("a property name"))
     _check_fee_bp(service_fee_bp)
+    timezone = timezone or clock.default_zone().key
+    if not clock.is_zone(timezone):
+        raise ValidationError(tr("'%(zone)s' is not a time zone", zone=timezone), "timezone")
     with write_tx():
         if Property.select().where(Property.code == code).exists():
             raise ValidationError(tr("property code '%(code)s' is taken", code=code), "code")
@@ -124,12 +128,10 @@ def update_property_settings(
             tr("alarm 1 must be at or above alarm 2, and both at or above zero"),
             "default_alarm1_fen",
         )
-    try:
-        zoneinfo.ZoneInfo(str(values["timezone"] or ""))
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    if not clock.is_zone(values["timezone"]):
         raise ValidationError(
             tr("'%(zone)s' is not a time zone", zone=values["timezone"]), "timezone"
-        ) from None
+        )
     if values["language"] not in LANGUAGES:
         raise ValidationError(
             tr("unknown language '%(language)s'", language=values["language"]), "language"
