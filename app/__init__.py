@@ -87,6 +87,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.excel.views import bp as excel_bp
     from app.operations import bp as operations_bp
     from app.overview import bp as overview_bp
+    from app.readings import bp as readings_bp
+    from app.readings import review_count
     from app.sms import bp as sms_bp
     from app.tariffs import bp as tariffs_bp
     from app.web import register_web
@@ -102,6 +104,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(overview_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(tariffs_bp)
+    app.register_blueprint(readings_bp)
+    app.jinja_env.globals["review_count"] = review_count
 
     @app.get("/healthz")
     def healthz():

@@ -28,10 +28,13 @@ DEFAULTS: dict[str, Any] = {
     # Session lifetime for staff logins, in minutes.
     "SESSION_MINUTES": 480,
     "HUEY_IMMEDIATE": False,
+    # A reading waiting for review (held jump, register fall) longer than this many days
+    # raises a staff alert.
+    "HELD_ALERT_DAYS": 3,
 }
 
 # Keys whose environment values are integers / booleans.
-_INT_KEYS = {"SESSION_MINUTES"}
+_INT_KEYS = {"SESSION_MINUTES", "HELD_ALERT_DAYS"}
 _BOOL_KEYS = {"HUEY_IMMEDIATE"}
 
 

@@ -74,6 +74,8 @@ LABELS: dict[str, Any] = {
     "held": _l("Held for review"),
     "released": _l("Released"),
     "ignored": _l("Ignored"),
+    "rejected": _l("Rejected"),
+    "reviewed": _l("Reviewed"),
     # relay (supply) states
     "on": _l("On"),
     "off": _l("Off"),

@@ -39,9 +39,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from peewee import fn
+
 from app.clock import local_date, zone
 from app.db import bulk_update, db_time, is_sqlite, write_tx
-from app.domain.actors import Actor
+from app.domain.actors import SYSTEM, Actor
 from app.domain.audit import audit
 from app.domain.errors import NotFound, ValidationError
 from app.domain.ledger import post_entry, system_account
@@ -661,3 +663,91 @@ def release_held_reading(
         refresh_accounts(charged, now=now)
         audit(actor, "reading.release", row, now=now, reason=reason, charge_fen=res.charge_fen)
     return res
+
+
+# ---------------------------------------------------------------- review of held readings
+
+# Readings waiting for a person: an implausible jump (held, not charged) or a register that
+# went backwards (tamper: the baseline moved on, nothing to charge).
+REVIEW_STATUSES = ("held", "tamper")
+
+
+def review_queue(property_ids: Iterable[int] | None = None):
+    """Readings waiting for review, oldest first, with their meters (``None``: every
+    property)."""
+    query = (
+        Reading.select(Reading, Meter)
+        .join(Meter)
+        .where(Reading.status.in_(REVIEW_STATUSES))
+        .order_by(Reading.read_at, Reading.id)
+    )
+    if property_ids is not None:
+        query = query.where(Meter.property.in_(sorted(property_ids) or [0]))
+    return query
+
+
+def dismiss_reading(reading: Reading, *, actor: Actor, now: dt.datetime, reason: str) -> Reading:
+    """Close a reading waiting for review without charging it: a held jump judged a glitch
+    becomes ``rejected``; a register fall explained (a meter swap, a reset) becomes
+    ``reviewed``.  Audited with the reason."""
+    actor.require("reading.review")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(tr("say why the reading is not charged"), "reason")
+    with write_tx():
+        row = Reading.get_by_id(reading.id)
+        if row.status not in REVIEW_STATUSES:
+            raise ValidationError(tr("this reading is not waiting for review"), "reading")
+        status = "rejected" if row.status == "held" else "reviewed"
+        Reading.update(status=status, note=reason[:200]).where(
+            (Reading.id == row.id) & (Reading.status == row.status)
+        ).execute()
+        audit(
+            actor,
+            "reading.reject" if status == "rejected" else "reading.review",
+            row,
+            now=now,
+            reason=reason,
+            was=row.status,
+        )
+    return Reading.get_by_id(row.id)
+
+
+def alert_long_held(*, now: dt.datetime, days: int, actor: Actor = SYSTEM) -> int:
+    """A staff alert (event ``reading.held_long``) for each meter whose oldest reading waiting
+    for review has waited more than ``days`` days; once per meter while it keeps waiting.
+    Returns the number of alerts raised."""
+    cutoff = now - dt.timedelta(days=days)
+    oldest = (
+        Reading.select(Reading.meter, fn.MIN(Reading.created_at).alias("since"))
+        .where(Reading.status.in_(REVIEW_STATUSES))
+        .group_by(Reading.meter)
+        .having(fn.MIN(Reading.created_at) <= cutoff)
+        .tuples()
+    )
+    raised = 0
+    with write_tx():
+        for meter_id, since in oldest:
+            if isinstance(since, str):
+                since = dt.datetime.fromisoformat(since)
+            already = Event.select().where(
+                (Event.kind == "reading.held_long")
+                & (Event.meter == meter_id)
+                & (Event.created_at >= since)
+            )
+            if already.exists():
+                continue
+            m = Meter.get_by_id(meter_id)
+            waiting = review_queue().where(Reading.meter == meter_id).count()
+            Event.create(
+                kind="reading.held_long",
+                property=m.property_id,
+                account=m.account_id,
+                meter=m.id,
+                created_at=now,
+                data=json.dumps({"waiting": waiting, "since": since.isoformat(), "days": days}),
+            )
+            raised += 1
+        if raised:
+            audit(actor, "reading.held_alert", None, now=now, meters=raised, days=days)
+    return raised

@@ -89,7 +89,7 @@ STAFF_EVENTS = {
     "meter.balance_mismatch": "staff.balance_mismatch",
     "ledger.mismatch": "staff.ledger_mismatch",
 }
-STAFF_ALERT_EVENTS = (*STAFF_EVENTS, "reading.held")
+STAFF_ALERT_EVENTS = (*STAFF_EVENTS, "reading.held", "reading.held_long")
 # Sent at once even in quiet hours: the tenant's supply is cut; a meter tripped or did not obey.
 URGENT_KINDS = frozenset({"arrears", "staff.overload", "staff.command_failed", "test"})
 

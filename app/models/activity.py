@@ -56,8 +56,9 @@ class Reading(BaseModel):
     t2 = BigIntegerField(null=True)
     t3 = BigIntegerField(null=True)
     t4 = BigIntegerField(null=True)
-    # baseline | accepted | out_of_order | tamper | held | released | ignored
-    status = CharField(max_length=12)
+    # baseline | accepted | out_of_order | tamper | held | released | ignored, and after review
+    # of a held or tamper reading: rejected | reviewed (indexed for the review queue)
+    status = CharField(max_length=12, index=True)
     # Units after the multiplier charged with this reading.
     consumption = BigIntegerField(default=0)
     charge_fen = BigIntegerField(default=0)

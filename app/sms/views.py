@@ -3,6 +3,7 @@ render)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -17,7 +18,7 @@ from app.domain.money import format_fen
 from app.domain.sms_senders import is_gsm_text, sms_parts
 from app.models import Account, Event, Meter, Property, Tenant, utcnow
 from app.models.sms import SmsMessage, SmsTemplate
-from app.web import current_actor, htmx_redirect, login_required, page_arg, render
+from app.web import current_actor, format_local, htmx_redirect, login_required, page_arg, render
 
 bp = Blueprint("sms", __name__, url_prefix="/sms")
 webhook = Blueprint("webhook", __name__)
@@ -54,6 +55,7 @@ LABELS: dict[str, Any] = {
     "meter.overload": _l("Overload trip"),
     "reading.tamper": _l("Register went backwards"),
     "reading.held": _l("Reading held for review"),
+    "reading.held_long": _l("Readings waiting for review too long"),
     "command.failed": _l("Supply command not confirmed"),
     "meter.balance_mismatch": _l("Meter balance differs from the ledger"),
     "ledger.mismatch": _l("Ledger check found differences"),
@@ -181,6 +183,14 @@ def alert_detail(event: Event) -> str:
         )
     if event.kind in ("reading.tamper", "reading.held"):
         return str(data.get("note", ""))
+    if event.kind == "reading.held_long":
+        return _(
+            "%(n)s reading(s) waiting since %(since)s",
+            n=data.get("waiting", "?"),
+            since=format_local(dt.datetime.fromisoformat(data["since"]))
+            if data.get("since")
+            else "?",
+        )
     if event.kind == "command.failed":
         return _("%(kind)s: %(result)s", kind=data.get("kind", ""), result=data.get("result", ""))
     if event.kind == "meter.balance_mismatch":

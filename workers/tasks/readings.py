@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from huey import crontab
+
+from app.config import load_config
 from app.db import db
 from app.domain.actors import SYSTEM
-from app.domain.readings import ReadingIn, apply_readings
+from app.domain.readings import ReadingIn, alert_long_held, apply_readings
 from app.models import utcnow
 from workers.queue import huey
 
@@ -33,3 +36,13 @@ def ingest_readings(rows: list[dict]) -> dict[str, int]:
         key = "duplicate" if res.duplicate else res.status
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+@huey.periodic_task(crontab(minute="50"))
+@huey.lock_task("held-readings-alert")
+def held_readings_alert_task() -> int:
+    """Hourly: a staff alert for each meter whose reading has waited for review longer than
+    HELD_ALERT_DAYS days."""
+    days = int(load_config().get("HELD_ALERT_DAYS") or 3)
+    with db.connection_context():
+        return alert_long_held(now=utcnow(), days=days)

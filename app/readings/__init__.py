@@ -1,0 +1,3 @@
+from app.readings.views import bp, review_count
+
+__all__ = ["bp", "review_count"]
