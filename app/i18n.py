@@ -54,6 +54,7 @@ LABELS: dict[str, Any] = {
     "property_fee": _l("Property fee"),
     # account statuses (status.TIERS, not_opened, closed)
     "opened": _l("Normal"),
+    "awaiting": _l("Awaiting first payment"),
     "alarm1": _l("Alarm 1"),
     "alarm2": _l("Alarm 2"),
     "arrears": _l("Arrears"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from app.db import write_tx
 from app.domain.accounts import MeterStart, open_account
 from app.domain.actors import SYSTEM
 from app.domain.site import add_room, create_meter, create_property, create_tenant
+from app.domain.status import end_awaiting
 from app.domain.tariffs import create_tariff
 from app.models import Account, Meter, Property, Tariff
 
@@ -48,7 +50,10 @@ class Site:
         alarm2_fen: int = 2000,
         credit_limit_fen: int = 0,
         at: dt.datetime | None = None,
+        awaiting: bool = False,
     ) -> tuple[Account, list[Meter]]:
+        """An open account; unless ``awaiting``, past its wait for a first payment (as if the
+        opening grace had ended: with no money it is in arrears)."""
         self._n += 1
         at = at or self.now
         room = add_room(
@@ -90,6 +95,10 @@ class Site:
             actor=SYSTEM,
             now=at,
         )
+        if not awaiting:
+            with write_tx():
+                end_awaiting([acct.id], now=at)
+            acct = Account.get_by_id(acct.id)
         return acct, [Meter.get_by_id(ms.meter.id) for ms in meters]
 
 

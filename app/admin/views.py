@@ -343,6 +343,8 @@ def _settings_form(prop: Property) -> dict[str, str]:
         "credit_limit": format_fen(prop.default_credit_limit_fen),
         "timezone": prop.timezone,
         "language": prop.language,
+        "opening_policy": prop.opening_policy,
+        "opening_grace_hours": str(prop.opening_grace_hours),
     }
 
 
@@ -359,6 +361,12 @@ def _parse_settings(form: dict[str, str]) -> dict[str, Any]:
             raise ValidationError(_("A threshold cannot be negative."), name)
         return parse_yuan(raw, name, allow_zero=True)
 
+    def whole(name: str) -> int:
+        raw = form.get(name, "").strip() or "0"
+        if not (raw.isascii() and raw.isdigit()):
+            raise ValidationError(_("Enter a whole number."), name)
+        return int(raw)
+
     fee = parse_percent_bp(form.get("service_fee", ""), "service_fee")
     if fee > 10000:
         raise ValidationError(_("A ratio cannot be more than 100 %."), "service_fee")
@@ -374,6 +382,8 @@ def _parse_settings(form: dict[str, str]) -> dict[str, Any]:
         "default_credit_limit_fen": yuan("credit_limit"),
         "timezone": form.get("timezone", "").strip(),
         "language": form.get("language", ""),
+        "opening_policy": form.get("opening_policy", "grace"),
+        "opening_grace_hours": whole("opening_grace_hours"),
     }
 
 

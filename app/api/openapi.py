@@ -247,7 +247,15 @@ SPEC: dict[str, Any] = {
                     "tenant_id": {"type": "integer"},
                     "room_id": {"type": ["integer", "null"]},
                     "status": {
-                        "enum": ["not_opened", "opened", "alarm1", "alarm2", "arrears", "closed"]
+                        "enum": [
+                            "not_opened",
+                            "awaiting",
+                            "opened",
+                            "alarm1",
+                            "alarm2",
+                            "arrears",
+                            "closed",
+                        ]
                     },
                     "balance": MONEY,
                     "alarm1": MONEY,

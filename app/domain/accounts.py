@@ -15,7 +15,7 @@ from app.domain.errors import ValidationError
 from app.domain.ledger import PAYMENT_METHODS, create_wallet, post_entry, system_account
 from app.domain.money import format_fen
 from app.domain.site import create_tenant
-from app.domain.status import refresh_accounts, refresh_relays
+from app.domain.status import AWAITING, refresh_relays, start_awaiting
 from app.domain.water import settle_account_water
 from app.i18n import tr
 from app.models import (
@@ -220,7 +220,7 @@ def open_account(
             tenant=tenant,
             room=room,
             number=number,
-            status="opened",
+            status=AWAITING,
             alarm1_fen=alarm1,
             alarm2_fen=alarm2,
             credit_limit_fen=credit_limit_fen,
@@ -232,7 +232,7 @@ def open_account(
         )
         for ms in meters:
             _attach(Meter.get_by_id(ms.meter.id), account, room, ms.initial_total, now)
-        refresh_accounts([account.id], now=now)
+        start_awaiting(account, prop, now=now)  # until the first payment (or the grace ends)
         audit(
             actor,
             "account.open",

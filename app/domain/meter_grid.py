@@ -15,15 +15,26 @@ from dataclasses import dataclass
 
 from peewee import JOIN, Expression
 
-from app.domain.status import LIVE, keep_power_active
+from app.domain.status import AWAITING, LIVE, keep_power_active
 from app.models import Account, Building, Floor, Meter, Room, Tenant
 
-GRID_STATUSES = ("opened", "alarm1", "alarm2", "arrears", "not_opened", "offline", "kept_on")
+GRID_STATUSES = (
+    "opened",
+    "alarm1",
+    "alarm2",
+    "arrears",
+    "awaiting",
+    "not_opened",
+    "offline",
+    "kept_on",
+)
+# Accounts whose meters are in service: the balance tiers, and opened awaiting a first payment.
+SERVING = frozenset(LIVE | {AWAITING})
 KINDS = ("electricity", "water")
 
 
 def display_status(meter: Meter, account_status: str | None, now: dt.datetime) -> str:
-    if meter.status != "active" or account_status not in LIVE:
+    if meter.status != "active" or account_status not in SERVING:
         return "not_opened"
     if not meter.online:
         return "offline"
@@ -33,7 +44,7 @@ def display_status(meter: Meter, account_status: str | None, now: dt.datetime) -
 
 
 def _live() -> Expression:
-    return (Meter.status == "active") & Account.status.in_(sorted(LIVE))
+    return (Meter.status == "active") & Account.status.in_(sorted(SERVING))
 
 
 def _kept(now: dt.datetime) -> Expression:
@@ -47,7 +58,7 @@ def _status_clause(status: str, now: dt.datetime) -> Expression:
         return (
             (Meter.status != "active")
             | Meter.account.is_null()
-            | Account.status.not_in(sorted(LIVE))
+            | Account.status.not_in(sorted(SERVING))
         )
     if status == "offline":
         return _live() & (Meter.online == False)

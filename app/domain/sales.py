@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from peewee import IntegrityError
 
+from app import clock
 from app.db import db, write_tx
 from app.domain.actors import Actor
 from app.domain.audit import audit
@@ -15,7 +16,7 @@ from app.domain.errors import Conflict, NotFound, ValidationError
 from app.domain.ledger import PAYMENT_METHODS, post_entry, reverse_entry, system_account
 from app.domain.money import MAX_SALE_FEN, fee_split, format_fen
 from app.domain.sms import request_dispatch
-from app.domain.status import refresh_accounts
+from app.domain.status import AWAITING, end_awaiting, refresh_accounts
 from app.i18n import tr
 from app.models import Account, LedgerAccount, Meter, Property, Sale
 
@@ -121,9 +122,12 @@ def sell(
                 created_at=now,
                 balance_after_fen=balance,
             )
-            sale.receipt_no = f"{now:%Y%m%d}{sale.id:07d}"
+            sale.receipt_no = f"{clock.local(now, prop):%Y%m%d}{sale.id:07d}"
             Sale.update(receipt_no=sale.receipt_no).where(Sale.id == sale.id).execute()
-            refresh_accounts([acct.id], now=now)
+            if acct.status == AWAITING:
+                end_awaiting([acct.id], now=now)  # the first payment
+            else:
+                refresh_accounts([acct.id], now=now)
             _push_to_meter_held_balance(acct, sale, actor=actor, now=now)
             audit(
                 actor,

@@ -11,6 +11,7 @@ from app.domain.actors import Actor
 from app.domain.audit import audit
 from app.domain.errors import ValidationError
 from app.domain.ledger import ensure_system_accounts
+from app.domain.status import OPENING_POLICIES
 from app.i18n import tr
 from app.models import Building, Floor, Gateway, Meter, Property, Room, Tenant
 
@@ -78,6 +79,8 @@ SETTINGS_FIELDS = (
     "default_credit_limit_fen",
     "timezone",
     "language",
+    "opening_policy",
+    "opening_grace_hours",
 )
 
 
@@ -100,7 +103,8 @@ def update_property_settings(
 ) -> Property:
     """Change a property's settings: name, address, contact, catalog prices (1/10000 yuan per
     kWh / m3, ``None`` for unknown), the service-fee ratio (basis points), the thresholds new
-    accounts start with (fen), time zone and language.  Only the given fields change; a bad
+    accounts start with (fen), time zone, language, and what happens to the supply of an account
+    opened without a payment (``opening_policy`` grace/off, ``opening_grace_hours``).  Only the given fields change; a bad
     value raises ``ValidationError`` naming the field and nothing is written."""
     actor.require("site.edit")
     unknown = set(fields) - set(SETTINGS_FIELDS)
@@ -132,6 +136,11 @@ def update_property_settings(
         raise ValidationError(
             tr("'%(zone)s' is not a time zone", zone=values["timezone"]), "timezone"
         )
+    if values["opening_policy"] not in OPENING_POLICIES:
+        raise ValidationError(tr("an opening policy is 'grace' or 'off'"), "opening_policy")
+    hours = values["opening_grace_hours"]
+    if not isinstance(hours, int) or isinstance(hours, bool) or not 0 <= hours <= 720:
+        raise ValidationError(tr("the opening grace is 0 to 720 hours"), "opening_grace_hours")
     if values["language"] not in LANGUAGES:
         raise ValidationError(
             tr("unknown language '%(language)s'", language=values["language"]), "language"

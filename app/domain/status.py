@@ -5,7 +5,10 @@ Status by balance (after every money movement):
   balance <= alarm2         -> alarm2 (报警2)
   balance <= alarm1         -> alarm1 (报警1)
   otherwise                 -> opened (正常)
-``not_opened`` and ``closed`` accounts are left alone.  Each change of tier writes an
+``not_opened`` and ``closed`` accounts are left alone, and so is an account ``awaiting`` its
+first payment (opened without one): no tier, no arrears message for the opening's zero
+balance; its supply follows the property's opening policy (kept on for a grace period, or off)
+until the first sale or the end of the grace, when it takes its tier by balance.  Each change of tier writes an
 Event (``balance.<status>``) that the SMS and control parts consume, so a tier is announced
 once per crossing.  A meter's ``relay_desired`` changes only for reason ``arrears``: a forced
 trip or an overload trip set by staff is not undone by a payment.
@@ -17,11 +20,14 @@ import datetime as dt
 import json
 from collections.abc import Iterable
 
+from app.db import write_tx
 from app.domain.control import plan_supply_commands
-from app.models import Account, Event, LedgerAccount, Meter
+from app.models import Account, Event, LedgerAccount, Meter, Property
 
 TIERS = ("opened", "alarm1", "alarm2", "arrears")
 LIVE = set(TIERS)
+AWAITING = "awaiting"
+OPENING_POLICIES = ("grace", "off")
 
 
 def status_for(balance: int, alarm1: int, alarm2: int, credit_limit: int) -> str:
@@ -99,7 +105,12 @@ def refresh_relays(account_ids: Iterable[int], *, now: dt.datetime) -> list[Even
         arrears = m.account.status == "arrears"
         if arrears and m.relay_desired == "on" and not keep_power_active(m, now):
             to_off.append(m)
-        elif not arrears and m.relay_desired == "off" and m.relay_reason == "arrears":
+        elif (
+            not arrears
+            and m.account.status != AWAITING
+            and m.relay_desired == "off"
+            and m.relay_reason in ("arrears", AWAITING)
+        ):
             to_on.append(m)
     for group, state, reason in ((to_off, "off", "arrears"), (to_on, "on", "")):
         if not group:
@@ -123,3 +134,67 @@ def refresh_relays(account_ids: Iterable[int], *, now: dt.datetime) -> list[Even
     if to_off or to_on:
         plan_supply_commands([m.id for m in to_off + to_on], now=now)
     return events
+
+
+def start_awaiting(account: Account, prop: Property, *, now: dt.datetime) -> None:
+    """An account opened without a payment waits for it: with the property's ``grace`` policy
+    its supply stays on for ``opening_grace_hours``; with ``off`` its meters are switched off
+    until the first payment.  Caller holds write_tx()."""
+    grace = prop.opening_policy != "off"
+    until = now + dt.timedelta(hours=max(int(prop.opening_grace_hours or 0), 0)) if grace else None
+    Account.update(status=AWAITING, awaiting_until=until, status_changed_at=now).where(
+        Account.id == account.id
+    ).execute()
+    if grace:
+        return
+    meters = [
+        m.id
+        for m in Meter.select(Meter.id).where(
+            (Meter.account == account.id) & (Meter.status == "active")
+        )
+    ]
+    Meter.update(relay_desired="off", relay_reason=AWAITING, relay_changed_at=now).where(
+        Meter.id.in_(meters or [0])
+    ).execute()
+    plan_supply_commands(meters, now=now)
+
+
+def end_awaiting(account_ids: Iterable[int], *, now: dt.datetime) -> list[Event]:
+    """The first payment came or the grace ran out: each account awaiting it takes its tier by
+    balance (arrears are announced and cut as for any account) and supply kept off for the
+    wait comes back.  Caller holds write_tx()."""
+    ids = [
+        a
+        for (a,) in Account.select(Account.id)
+        .where(Account.id.in_(sorted(set(account_ids)) or [0]) & (Account.status == AWAITING))
+        .tuples()
+    ]
+    if not ids:
+        return []
+    Account.update(status="opened", awaiting_until=None, status_changed_at=now).where(
+        Account.id.in_(ids)
+    ).execute()
+    events = refresh_accounts(ids, now=now)
+    more = refresh_relays(ids, now=now)
+    if more:
+        Event.bulk_create(more, batch_size=200)
+    return events + more
+
+
+def expire_awaiting(*, now: dt.datetime) -> int:
+    """End the opening grace of every account whose grace is over (the minute task).
+    Returns how many accounts it ended."""
+    with write_tx():
+        ids = [
+            a
+            for (a,) in Account.select(Account.id)
+            .where(
+                (Account.status == AWAITING)
+                & Account.awaiting_until.is_null(False)
+                & (Account.awaiting_until <= now)
+            )
+            .tuples()
+        ]
+        if ids:
+            end_awaiting(ids, now=now)
+    return len(ids)

@@ -24,4 +24,9 @@ class Property(BaseModel):
     contact = CharField(max_length=120, default="")
     # Console language for this property's staff pages and printed papers: zh_CN | en
     language = CharField(max_length=8, default="zh_CN")
+    # An account opened without a first payment: "grace" keeps its supply on for
+    # opening_grace_hours (consumption is charged; arrears apply after), "off" keeps it off
+    # until the first payment.  No arrears message is sent for the opening's zero balance.
+    opening_policy = CharField(max_length=8, default="grace")
+    opening_grace_hours = IntegerField(default=24)
     created_at = DateTimeField(default=utcnow)

@@ -63,7 +63,8 @@ class Account(BaseModel):
     tenant = ForeignKeyField(Tenant, backref="accounts", on_delete="RESTRICT")
     room = ForeignKeyField(Room, null=True, backref="accounts", on_delete="RESTRICT")
     number = CharField(max_length=32, unique=True)
-    # not_opened | opened | alarm1 | alarm2 | arrears | closed
+    # not_opened | awaiting (opened, awaiting the first payment) | opened | alarm1 | alarm2 |
+    # arrears | closed
     status = CharField(max_length=16, default="not_opened", index=True)
     alarm1_fen = BigIntegerField(default=5000)
     alarm2_fen = BigIntegerField(default=2000)
@@ -77,6 +78,9 @@ class Account(BaseModel):
     opened_at = DateTimeField(null=True)
     closed_at = DateTimeField(null=True)
     status_changed_at = DateTimeField(null=True)
+    # End of the opening grace of an account awaiting its first payment (None: supply off
+    # until then).
+    awaiting_until = DateTimeField(null=True)
 
 
 class Gateway(BaseModel):

@@ -13,6 +13,8 @@ GOOD = {
     "credit_limit": "10",
     "timezone": "Asia/Shanghai",
     "language": "en",
+    "opening_policy": "grace",
+    "opening_grace_hours": "24",
 }
 
 
@@ -29,6 +31,8 @@ def _snapshot(prop_id):
         p.default_credit_limit_fen,
         p.timezone,
         p.language,
+        p.opening_policy,
+        p.opening_grace_hours,
     )
 
 
@@ -47,6 +51,8 @@ def test_a_manager_saves_settings_and_the_change_is_audited(client, staff, site)
         1000,
         "Asia/Shanghai",
         "en",
+        "grace",
+        24,
     )
     row = AuditLog.get(
         (AuditLog.action == "property.settings") & (AuditLog.object_id == str(site.prop.id))
@@ -70,6 +76,10 @@ def test_bad_settings_are_refused_next_to_the_field_and_change_nothing(client, s
         ("timezone", "Mars/Base"),
         ("name", ""),
         ("water_catalog_price", "abc"),
+        ("opening_policy", "maybe"),
+        ("opening_grace_hours", "-1"),
+        ("opening_grace_hours", "1e3"),
+        ("opening_grace_hours", "721"),
     ):
         r = post(
             client,
@@ -119,3 +129,15 @@ def test_the_property_language_is_the_console_default_until_someone_picks_one(cl
     assert "Accounts" in client.get("/accounts").text and "账户" not in client.get("/accounts").text
     post(client, "/language", {"lang": "zh_CN", "next": "/accounts"})
     assert "账户" in client.get("/accounts").text
+
+
+def test_the_opening_policy_is_saved_and_applies_to_the_next_opening(client, staff, site):
+    login(client, "manager")
+    form = {**GOOD, "opening_policy": "off", "opening_grace_hours": "0"}
+    r = post(client, f"/settings?property={site.prop.id}", form, headers={"HX-Request": "true"})
+    assert r.status_code == 200
+    prop = Property.get_by_id(site.prop.id)
+    assert (prop.opening_policy, prop.opening_grace_hours) == ("off", 0)
+    site.prop = prop
+    _, (meter,) = site.account(awaiting=True)
+    assert (meter.relay_desired, meter.relay_reason) == ("off", "awaiting")

@@ -7,7 +7,7 @@ from app.domain.actors import SYSTEM, Actor
 from app.domain.errors import PermissionDenied, ValidationError
 from app.domain.readings import apply_reading
 from app.domain.sales import sell
-from app.domain.status import status_for
+from app.domain.status import expire_awaiting, status_for
 from app.models import Account, Event, Meter
 
 H = dt.timedelta(hours=1)
@@ -39,7 +39,7 @@ def test_credit_limit_moves_the_arrears_line_below_zero():
     assert status_for(-1000, 5000, 2000, 1000) == "arrears"
 
 
-def test_new_account_with_no_money_is_in_arrears_and_supply_is_off(site, now):
+def test_an_account_past_its_opening_grace_with_no_money_is_in_arrears_and_off(site, now):
     acct, (meter,) = site.account()
     assert Account.get_by_id(acct.id).status == "arrears"
     assert Meter.get_by_id(meter.id).relay_desired == "off"
@@ -94,3 +94,56 @@ def test_keep_power_turns_an_arrears_trip_back_on(site, now):
     assert Meter.get_by_id(meter.id).relay_desired == "on"
     set_keep_power(meter, on=False, actor=ELECTRICIAN, now=now + H)
     assert Meter.get_by_id(meter.id).relay_desired == "off"
+
+
+def test_opening_without_a_payment_awaits_it_with_supply_on_and_no_arrears_message(site, now):
+    from app.domain.sms import dispatch_events
+    from app.models.sms import SmsMessage as Message
+
+    acct, (meter,) = site.account(awaiting=True)
+    acct = Account.get_by_id(acct.id)
+    assert acct.status == "awaiting" and acct.awaiting_until == now + 24 * H
+    assert Meter.get_by_id(meter.id).relay_desired == "on"
+    assert not [k for k in kinds(acct) if k.startswith("balance.")]
+    dispatch_events(now)
+    assert Message.select().where(Message.account == acct.id).count() == 0
+
+
+def test_the_first_payment_ends_the_wait_and_the_account_takes_its_tier(site, now):
+    acct, _ = site.account(awaiting=True)
+    sell(acct, amount_fen=4000, method="cash", idempotency_key="a", actor=SYSTEM, now=now + H)
+    acct = Account.get_by_id(acct.id)
+    assert (acct.status, acct.awaiting_until) == ("alarm1", None)  # 38.80 after the 3 % fee
+
+
+def test_use_in_the_grace_is_charged_and_arrears_follow_when_the_grace_ends(site, now):
+    from workers.tasks.control import expire_opening_grace_task
+
+    acct, (meter,) = site.account(awaiting=True)
+    apply_reading(meter, read_at=now + H, total=1000, actor=SYSTEM, now=now + H)  # 7.00
+    acct = Account.get_by_id(acct.id)
+    assert acct.status == "awaiting" and Meter.get_by_id(meter.id).relay_desired == "on"
+    assert expire_awaiting(now=now + 23 * H) == 0
+    assert expire_awaiting(now=now + 24 * H) == 1
+    assert Account.get_by_id(acct.id).status == "arrears"
+    m = Meter.get_by_id(meter.id)
+    assert (m.relay_desired, m.relay_reason) == ("off", "arrears")
+    assert "balance.arrears" in kinds(acct) and "relay.off" in kinds(acct)
+    assert expire_opening_grace_task.call_local() == 0  # nothing left waiting
+
+
+def test_with_the_off_policy_supply_stays_off_until_the_first_payment(site, now):
+    from app.models import Command, Property
+
+    Property.update(opening_policy="off").where(Property.id == site.prop.id).execute()
+    site.prop = Property.get_by_id(site.prop.id)
+    acct, (meter,) = site.account(awaiting=True)
+    m = Meter.get_by_id(meter.id)
+    assert (m.relay_desired, m.relay_reason) == ("off", "awaiting")
+    assert Account.get_by_id(acct.id).awaiting_until is None
+    assert expire_awaiting(now=now + 1000 * H) == 0  # no grace to run out
+    assert Command.select().where(Command.meter == meter.id).count() == 1
+    assert not [k for k in kinds(acct) if k.startswith("balance.")]
+    sell(acct, amount_fen=10310, method="cash", idempotency_key="a", actor=SYSTEM, now=now + H)
+    m = Meter.get_by_id(meter.id)
+    assert Account.get_by_id(acct.id).status == "opened" and m.relay_desired == "on"

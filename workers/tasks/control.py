@@ -6,6 +6,7 @@ from huey import crontab
 
 from app.db import db
 from app.domain.accounts import expire_keep_power
+from app.domain.status import expire_awaiting
 from app.models import utcnow
 from workers.queue import huey
 
@@ -16,3 +17,11 @@ def expire_keep_power_task() -> int:
     """Release keep-power whose time is up, so arrears take effect."""
     with db.connection_context():
         return expire_keep_power(now=utcnow())
+
+
+@huey.periodic_task(crontab(minute="*"))
+@huey.lock_task("expire-opening-grace")
+def expire_opening_grace_task() -> int:
+    """End the opening grace of accounts still awaiting their first payment."""
+    with db.connection_context():
+        return expire_awaiting(now=utcnow())
