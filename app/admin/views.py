@@ -345,6 +345,12 @@ def _settings_form(prop: Property) -> dict[str, str]:
         "language": prop.language,
         "opening_policy": prop.opening_policy,
         "opening_grace_hours": str(prop.opening_grace_hours),
+        "friendly_cut": "1" if prop.friendly_cut else "",
+        "no_cut_start": f"{prop.no_cut_start_min // 60:02d}:{prop.no_cut_start_min % 60:02d}",
+        "no_cut_end": f"{prop.no_cut_end_min // 60:02d}:{prop.no_cut_end_min % 60:02d}",
+        "no_cut_weekends": "1" if prop.no_cut_weekends else "",
+        "no_cut_days": prop.no_cut_days,
+        "grace_credit": format_fen(prop.grace_credit_fen),
     }
 
 
@@ -367,6 +373,15 @@ def _parse_settings(form: dict[str, str]) -> dict[str, Any]:
             raise ValidationError(_("Enter a whole number."), name)
         return int(raw)
 
+    def minute_of_day(name: str, default: str) -> int:
+        raw = form.get(name, "").strip() or default
+        hours, _sep, minutes = raw.partition(":")
+        if not (
+            raw.isascii() and hours.isdigit() and minutes.isdigit() and len(minutes) == 2
+        ) or not (0 <= int(hours) < 24 and 0 <= int(minutes) < 60):
+            raise ValidationError(_("Enter a time such as 20:00."), name)
+        return int(hours) * 60 + int(minutes)
+
     fee = parse_percent_bp(form.get("service_fee", ""), "service_fee")
     if fee > 10000:
         raise ValidationError(_("A ratio cannot be more than 100 %."), "service_fee")
@@ -384,11 +399,20 @@ def _parse_settings(form: dict[str, str]) -> dict[str, Any]:
         "language": form.get("language", ""),
         "opening_policy": form.get("opening_policy", "grace"),
         "opening_grace_hours": whole("opening_grace_hours"),
+        "friendly_cut": bool(form.get("friendly_cut")),
+        "no_cut_start_min": minute_of_day("no_cut_start", "20:00"),
+        "no_cut_end_min": minute_of_day("no_cut_end", "08:00"),
+        "no_cut_weekends": bool(form.get("no_cut_weekends")),
+        "no_cut_days": form.get("no_cut_days", ""),
+        "grace_credit_fen": yuan("grace_credit"),
     }
 
 
 # Domain field -> the form field that shows it.
 _FORM_FIELD = {
+    "no_cut_start_min": "no_cut_start",
+    "no_cut_end_min": "no_cut_end",
+    "grace_credit_fen": "grace_credit",
     "service_fee_bp": "service_fee",
     "default_alarm1_fen": "alarm1",
     "default_alarm2_fen": "alarm2",

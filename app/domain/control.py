@@ -161,13 +161,15 @@ def force_supply(meter: Meter, *, on: bool, actor: Actor, now: dt.datetime, reas
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError(tr("say why"), "reason")
-    from app.domain.status import keep_power_active
+    from app.domain.status import arrears_cut_due, keep_power_active
 
     with write_tx():
         meter = Meter.get_by_id(meter.id)
         if on:
-            arrears = meter.account_id and Account.get_by_id(meter.account_id).status == "arrears"
-            desired = "off" if arrears and not keep_power_active(meter, now) else "on"
+            account = Account.get_by_id(meter.account_id) if meter.account_id else None
+            arrears = account is not None and account.status == "arrears"
+            cut = arrears and not keep_power_active(meter, now) and arrears_cut_due(account, now)
+            desired = "off" if cut else "on"
             why = "arrears" if desired == "off" else ""
         else:
             desired, why = "off", "forced"

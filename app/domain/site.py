@@ -81,6 +81,12 @@ SETTINGS_FIELDS = (
     "language",
     "opening_policy",
     "opening_grace_hours",
+    "friendly_cut",
+    "no_cut_start_min",
+    "no_cut_end_min",
+    "no_cut_weekends",
+    "no_cut_days",
+    "grace_credit_fen",
 )
 
 
@@ -96,6 +102,32 @@ def _check_length(value: str, field: str, limit: int) -> str:
     if len(value) > limit:
         raise ValidationError(tr("at most %(n)s characters", n=limit), field)
     return value
+
+
+def _check_disconnection(values: dict[str, Any]) -> None:
+    """The friendly-disconnection settings; ``no_cut_days`` is normalised to sorted ISO dates
+    separated by spaces."""
+    for name in ("friendly_cut", "no_cut_weekends"):
+        if not isinstance(values[name], bool):
+            raise ValidationError(tr("a yes or no setting"), name)
+    for name in ("no_cut_start_min", "no_cut_end_min"):
+        minute = values[name]
+        if not isinstance(minute, int) or isinstance(minute, bool) or not 0 <= minute < 24 * 60:
+            raise ValidationError(tr("a time of day from 00:00 to 23:59"), name)
+    grace = values["grace_credit_fen"]
+    if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 100_000_00:
+        raise ValidationError(tr("the grace credit is 0 to 100,000 yuan"), "grace_credit_fen")
+    days = set()
+    for word in str(values["no_cut_days"] or "").replace(",", " ").replace("，", " ").split():
+        try:
+            days.add(dt.date.fromisoformat(word))
+        except ValueError:
+            raise ValidationError(
+                tr("'%(word)s' is not a date (YYYY-MM-DD)", word=word), "no_cut_days"
+            ) from None
+    if len(days) > 366:
+        raise ValidationError(tr("at most 366 dates"), "no_cut_days")
+    values["no_cut_days"] = " ".join(d.isoformat() for d in sorted(days))
 
 
 def update_property_settings(
@@ -141,6 +173,7 @@ def update_property_settings(
     hours = values["opening_grace_hours"]
     if not isinstance(hours, int) or isinstance(hours, bool) or not 0 <= hours <= 720:
         raise ValidationError(tr("the opening grace is 0 to 720 hours"), "opening_grace_hours")
+    _check_disconnection(values)
     if values["language"] not in LANGUAGES:
         raise ValidationError(
             tr("unknown language '%(language)s'", language=values["language"]), "language"

@@ -91,7 +91,10 @@ STAFF_EVENTS = {
 }
 STAFF_ALERT_EVENTS = (*STAFF_EVENTS, "reading.held", "reading.held_long")
 # Sent at once even in quiet hours: the tenant's supply is cut; a meter tripped or did not obey.
-URGENT_KINDS = frozenset({"arrears", "staff.overload", "staff.command_failed", "test"})
+# The notice of a cut deferred to the morning goes at once too: it must arrive before the cut.
+URGENT_KINDS = frozenset(
+    {"arrears", "arrears_notice", "staff.overload", "staff.command_failed", "test"}
+)
 
 EVENT_MAX_AGE = dt.timedelta(hours=24)  # older events are marked handled, not announced
 RECEIPT_MAX_AGE = dt.timedelta(hours=24)
@@ -122,6 +125,8 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "alarm1": (*_TENANT, "threshold", "days_left"),
     "alarm2": (*_TENANT, "threshold", "days_left"),
     "arrears": _TENANT,
+    "arrears_notice": (*_TENANT, "cut_at"),
+    "arrears_grace": (*_TENANT, "limit"),
     "restored": _TENANT,
     "receipt": (*_TENANT, "amount", "fee", "credited", "receipt", "days_left"),
     "fee_deducted": (*_TENANT, "item", "period", "amount", "days_left"),
@@ -148,6 +153,10 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
         "{days_left}。余额用完将自动断电，请尽快充值。",
         "arrears": "【{property}】{tenant}您好：您的账户{account}已欠费（余额{balance}元），已停止供电/供水。"
         "充值后自动恢复。",
+        "arrears_notice": "【{property}】{tenant}您好：您的账户{account}已欠费（余额{balance}元），"
+        "如未充值，将于{cut_at}停止供电/供水。",
+        "arrears_grace": "【{property}】{tenant}您好：您的账户{account}已欠费（余额{balance}元），"
+        "余额低于-{limit}元时将停止供电/供水，请尽快充值。",
         "restored": "【{property}】{tenant}您好：您的账户{account}已缴费，余额{balance}元，供电/供水已恢复。",
         "receipt": "【{property}】{tenant}您好：账户{account}充值{amount}元，服务费{fee}元，实际入账{credited}元，"
         "当前余额{balance}元{days_left}。收据号{receipt}。",
@@ -172,6 +181,10 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
         "({threshold} yuan){days_left}. Supply is cut when it runs out; please top up soon.",
         "arrears": "[{property}] {tenant}: account {account} is in arrears (balance {balance} yuan) and supply "
         "has been cut. It comes back automatically after payment.",
+        "arrears_notice": "[{property}] {tenant}: account {account} is in arrears (balance {balance} yuan). "
+        "Unless topped up, supply will be cut at {cut_at}.",
+        "arrears_grace": "[{property}] {tenant}: account {account} is in arrears (balance {balance} yuan). "
+        "Supply will be cut when the balance falls below -{limit} yuan; please top up soon.",
         "restored": "[{property}] {tenant}: payment received for account {account}, balance {balance} yuan. "
         "Supply is restored.",
         "receipt": "[{property}] {tenant}: account {account} topped up {amount} yuan, service fee {fee}, "
@@ -853,11 +866,14 @@ def _told_cut(account_id: int) -> bool:
     told about: not a new account's first payment, nor a cut undone within the same minute."""
     last = (
         SmsMessage.select(SmsMessage.kind)
-        .where((SmsMessage.account == account_id) & SmsMessage.kind.in_(["arrears", "restored"]))
+        .where(
+            (SmsMessage.account == account_id)
+            & SmsMessage.kind.in_(["arrears", "arrears_notice", "arrears_grace", "restored"])
+        )
         .order_by(SmsMessage.id.desc())
         .first()
     )
-    return last is not None and last.kind == "arrears"
+    return last is not None and last.kind != "restored"
 
 
 def _falling(event: Event) -> bool:
@@ -905,11 +921,22 @@ def _dispatch_batch(run: _Run, events: list[Event]) -> tuple[list[int], int]:
         if account.status != tier:
             continue  # moved on since; its own event says so
         extra = {}
+        kind = tier
         if tier in ("alarm1", "alarm2"):
             extra["threshold"] = format_fen(
                 account.alarm1_fen if tier == "alarm1" else account.alarm2_fen
             )
-        _tenant_message(run, account, tier, cause=f"ev:{e.id}", extra=extra, event=e.id)
+        else:  # arrears: cut now, or later (the friendly window, the grace credit)
+            data = json.loads(e.data or "{}")
+            if data.get("cut_at"):
+                kind = "arrears_notice"
+                cut_at = dt.datetime.fromisoformat(data["cut_at"])
+                zone = _zone(account.property_id, run.zones)
+                extra["cut_at"] = local_naive(cut_at, zone).strftime("%m-%d %H:%M")
+            elif data.get("grace_fen"):
+                kind = "arrears_grace"
+                extra["limit"] = format_fen(int(data["grace_fen"]))
+        _tenant_message(run, account, kind, cause=f"ev:{e.id}", extra=extra, event=e.id)
     for account_id, e in restored.items():
         account = Account.get_by_id(account_id)
         if account.status not in ("arrears", "closed") and _told_cut(account_id):

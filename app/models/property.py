@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peewee import BigIntegerField, CharField, DateTimeField, IntegerField
+from peewee import BigIntegerField, BooleanField, CharField, DateTimeField, IntegerField, TextField
 
 from app.models.base import BaseModel, utcnow
 
@@ -29,4 +29,15 @@ class Property(BaseModel):
     # until the first payment.  No arrears message is sent for the opening's zero balance.
     opening_policy = CharField(max_length=8, default="grace")
     opening_grace_hours = IntegerField(default=24)
+    # Friendly disconnection: when on, no arrears trip between no_cut_start_min and
+    # no_cut_end_min (minutes after local midnight; the window may span midnight), nor on
+    # weekends (when no_cut_weekends) or the local dates listed in no_cut_days ("2027-01-01
+    # 2027-02-17 ..."); the cut waits for the end of the window.  A trip waits anyway until
+    # the balance is grace_credit_fen below the credit limit.
+    friendly_cut = BooleanField(default=False)
+    no_cut_start_min = IntegerField(default=20 * 60)
+    no_cut_end_min = IntegerField(default=8 * 60)
+    no_cut_weekends = BooleanField(default=False)
+    no_cut_days = TextField(default="")
+    grace_credit_fen = BigIntegerField(default=0)
     created_at = DateTimeField(default=utcnow)

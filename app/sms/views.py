@@ -37,6 +37,8 @@ LABELS: dict[str, Any] = {
     "alarm1": _l("Alarm 1"),
     "alarm2": _l("Alarm 2"),
     "arrears": _l("Arrears, supply cut"),
+    "arrears_notice": _l("Arrears, cut at the end of the night window"),
+    "arrears_grace": _l("Arrears, cut below the grace credit"),
     "restored": _l("Supply restored"),
     "receipt": _l("Sale receipt"),
     "fee_deducted": _l("Rent / fee deducted"),

@@ -80,6 +80,10 @@ def test_bad_settings_are_refused_next_to_the_field_and_change_nothing(client, s
         ("opening_grace_hours", "-1"),
         ("opening_grace_hours", "1e3"),
         ("opening_grace_hours", "721"),
+        ("no_cut_start", "25:00"),
+        ("no_cut_end", "8"),
+        ("no_cut_days", "2027-02-30"),
+        ("grace_credit", "-20"),
     ):
         r = post(
             client,
@@ -141,3 +145,28 @@ def test_the_opening_policy_is_saved_and_applies_to_the_next_opening(client, sta
     site.prop = prop
     _, (meter,) = site.account(awaiting=True)
     assert (meter.relay_desired, meter.relay_reason) == ("off", "awaiting")
+
+
+def test_the_friendly_disconnection_settings_are_saved(client, staff, site):
+    login(client, "manager")
+    form = {
+        **GOOD,
+        "friendly_cut": "1",
+        "no_cut_start": "21:30",
+        "no_cut_end": "07:00",
+        "no_cut_weekends": "1",
+        "no_cut_days": "2027-02-17, 2027-01-01",
+        "grace_credit": "20",
+    }
+    r = post(client, f"/settings?property={site.prop.id}", form, headers={"HX-Request": "true"})
+    assert r.status_code == 200, r.text
+    p = Property.get_by_id(site.prop.id)
+    assert (p.friendly_cut, p.no_cut_start_min, p.no_cut_end_min, p.no_cut_weekends) == (
+        True,
+        21 * 60 + 30,
+        7 * 60,
+        True,
+    )
+    assert (p.no_cut_days, p.grace_credit_fen) == ("2027-01-01 2027-02-17", 2000)
+    page = client.get(f"/settings?property={site.prop.id}").text
+    assert 'value="21:30"' in page and "2027-01-01 2027-02-17" in page
