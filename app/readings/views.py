@@ -62,27 +62,25 @@ def _waiting(reading_id: int) -> Reading:
     return row
 
 
-@bp.post("/<int:reading_id>/accept")
-@login_required("reading.review")
-def accept(reading_id: int):
+def _decide(reading_id: int, decision):
+    """Apply a reviewer's decision (a domain function) with the form's reason."""
     row = _waiting(reading_id)
     try:
-        release_held_reading(
-            row, actor=current_actor(), now=utcnow(), reason=request.form.get("reason", "")
-        )
+        decision(row, actor=current_actor(), now=utcnow(), reason=request.form.get("reason", ""))
     except DomainError as exc:
         return _page(422, {row.id: exc.message})
     return htmx_redirect(url_for("readings.review"))
+
+
+@bp.post("/<int:reading_id>/accept")
+@login_required("reading.review")
+def accept(reading_id: int):
+    """Charge a held reading at the rate in force at its time."""
+    return _decide(reading_id, release_held_reading)
 
 
 @bp.post("/<int:reading_id>/dismiss")
 @login_required("reading.review")
 def dismiss(reading_id: int):
-    row = _waiting(reading_id)
-    try:
-        dismiss_reading(
-            row, actor=current_actor(), now=utcnow(), reason=request.form.get("reason", "")
-        )
-    except DomainError as exc:
-        return _page(422, {row.id: exc.message})
-    return htmx_redirect(url_for("readings.review"))
+    """Close a held reading uncharged (rejected) or a falling register (reviewed)."""
+    return _decide(reading_id, dismiss_reading)
