@@ -89,6 +89,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.overview import bp as overview_bp
     from app.readings import bp as readings_bp
     from app.readings import review_count
+    from app.sites import bp as sites_bp
     from app.sms import bp as sms_bp
     from app.tariffs import bp as tariffs_bp
     from app.web import register_web
@@ -105,6 +106,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(accounts_bp)
     app.register_blueprint(tariffs_bp)
     app.register_blueprint(readings_bp)
+    app.register_blueprint(sites_bp)
     app.jinja_env.globals["review_count"] = review_count
 
     @app.get("/healthz")

@@ -60,6 +60,11 @@ LABELS: dict[str, Any] = {
     "arrears": _l("Arrears"),
     "not_opened": _l("Not opened"),
     "closed": _l("Closed"),
+    # room types
+    "shop": _l("Shop"),
+    "office": _l("Office"),
+    "dorm": _l("Dormitory"),
+    "common": _l("Common area"),
     # meter kinds / utilities
     "electricity": _l("Electricity"),
     "water": _l("Water"),

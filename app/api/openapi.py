@@ -388,3 +388,79 @@ SPEC: dict[str, Any] = {
         },
     },
 }
+
+
+def _site_tree() -> None:
+    """Properties, buildings, floors and rooms: list and create (rooms also read and change)."""
+    paths, schemas = SPEC["paths"], SPEC["components"]["schemas"]
+    text = {"type": "string"}
+    whole = {"type": "integer"}
+    area = {"type": "string", "pattern": r"^\d+(\.\d{1,2})?$", "examples": ["35.50"]}
+    kind = {"enum": ["shop", "office", "dorm", "common"]}
+    records = {
+        "Property": ({"id": whole, "code": text, "name": text, "timezone": text}, ["code", "name"]),
+        "Building": ({"id": whole, "property_id": whole, "name": text}, ["property_id", "name"]),
+        "Floor": (
+            {"id": whole, "building_id": whole, "name": text, "level": whole},
+            ["building_id", "name"],
+        ),
+        "Room": (
+            {"id": whole, "floor_id": whole, "number": text, "area": area, "kind": kind},
+            ["floor_id", "number"],
+        ),
+    }
+    for name, (fields, required) in records.items():
+        schemas[name] = {"type": "object", "properties": fields}
+        create = {k: v for k, v in fields.items() if k != "id"}
+        if name == "Property":
+            create["service_fee"] = {"type": "string", "examples": ["3.00"]}
+        schemas[f"{name}Create"] = {
+            "type": "object",
+            "properties": create,
+            "required": required,
+            "additionalProperties": False,
+        }
+        collection = "/properties" if name == "Property" else f"/{name.lower()}s"
+        paths[collection] = {
+            "get": {
+                "summary": f"List {collection[1:]}",
+                "parameters": [] if name == "Property" else PAGING,
+                "responses": {"200": _ok(_list(name)), **ERRORS},
+            },
+            "post": {
+                "summary": f"Create a {name.lower()} (answers 201 with its id)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(f"{name}Create")}},
+                },
+                "responses": {"201": _ok(_ref(name), "Created"), **ERRORS},
+            },
+        }
+    room_id = [{"name": "room_id", "in": "path", "required": True, "schema": whole}]
+    paths["/rooms/{room_id}"] = {
+        "get": {
+            "summary": "One room",
+            "parameters": room_id,
+            "responses": {"200": _ok(_ref("Room")), **ERRORS},
+        },
+        "patch": {
+            "summary": "Change a room's number, area (m²) or type; audited",
+            "parameters": room_id,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"number": text, "area": area, "kind": kind},
+                            "additionalProperties": False,
+                        }
+                    }
+                },
+            },
+            "responses": {"200": _ok(_ref("Room")), **ERRORS},
+        },
+    }
+
+
+_site_tree()

@@ -31,7 +31,10 @@ METHODS = ("cash", "card", "wechat", "alipay", "transfer")
 @bp.get("/")
 @login_required()
 def index():
-    if current_actor().can("overview.view"):
+    actor = current_actor()
+    if actor.can("site.edit") and not Property.select().exists():
+        return redirect(url_for("sites.property_new"))  # an empty box: set it up first
+    if actor.can("overview.view"):
         return redirect(url_for("overview.index"))
     return redirect(url_for("console.accounts"))
 

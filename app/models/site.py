@@ -39,8 +39,10 @@ class Floor(BaseModel):
 class Room(BaseModel):
     floor = ForeignKeyField(Floor, backref="rooms", on_delete="RESTRICT")
     number = CharField(max_length=40)
-    # Floor area in 0.01 m2 (used by apportionment by area).
+    # Floor area in cm² (1 m² = 10,000; used by apportionment by area).
     area_cm2 = BigIntegerField(default=0)
+    # shop | office | dorm | common
+    kind = CharField(max_length=8, default="shop")
 
     class Meta:
         indexes = ((("floor", "number"), True),)

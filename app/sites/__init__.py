@@ -1,0 +1,3 @@
+from app.sites.views import bp
+
+__all__ = ["bp"]
