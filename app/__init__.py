@@ -85,6 +85,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.auth.views import bp as auth_bp
     from app.console.views import bp as console_bp
     from app.excel.views import bp as excel_bp
+    from app.gateways import bp as gateways_bp
+    from app.meters import bp as meters_bp
     from app.operations import bp as operations_bp
     from app.overview import bp as overview_bp
     from app.readings import bp as readings_bp
@@ -107,6 +109,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(tariffs_bp)
     app.register_blueprint(readings_bp)
     app.register_blueprint(sites_bp)
+    app.register_blueprint(gateways_bp)
+    app.register_blueprint(meters_bp)
     app.jinja_env.globals["review_count"] = review_count
 
     @app.get("/healthz")

@@ -1,0 +1,3 @@
+from app.gateways.views import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,3 @@
+from app.meters.views import bp
+
+__all__ = ["bp"]
