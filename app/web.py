@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import (
     Flask,
     abort,
+    current_app,
     g,
     make_response,
     redirect,
@@ -38,6 +39,18 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Blueprints whose POSTs carry no session and no CSRF token: the JSON API (bearer tokens) and
 # Twilio's delivery-status webhook (checked by Twilio's request signature instead).
 CSRF_EXEMPT_BLUEPRINTS = frozenset({"api", "sms.webhook"})
+# What works on an empty box (no property yet): signing in, setting the box up, people.
+SETUP_BLUEPRINTS = frozenset({"auth", "sites", "api", "sms.webhook"})
+SETUP_ENDPOINTS = frozenset(
+    {
+        "static",
+        "healthz",
+        "console.index",
+        "admin.users",
+        "admin.user_detail",
+        "admin.audit_log",
+    }
+)
 
 
 def current_actor() -> Actor:
@@ -198,6 +211,25 @@ def register_web(app: Flask) -> None:
                     session["seen"] = now.isoformat()
             else:
                 session.clear()
+
+    @app.before_request
+    def _empty_box():
+        """Before the first property exists only setting the box up makes sense: a page that
+        needs a property sends a person who may create one to do so, and tells the others."""
+        if g.get("user") is None or request.method not in SAFE_METHODS:
+            return None
+        if request.blueprint in SETUP_BLUEPRINTS or request.endpoint in SETUP_ENDPOINTS:
+            return None
+        view = current_app.view_functions.get(request.endpoint or "")
+        permission = getattr(view, "permission", None)
+        actor = current_actor()
+        if permission and not actor.can(permission):
+            return None  # the view answers 403 as anywhere else
+        if Property.select().exists():
+            return None
+        if actor.can("site.edit"):
+            return redirect(url_for("sites.property_new"))
+        return render("setup_pending.html")
 
     @app.before_request
     def _guard_posts():

@@ -206,7 +206,7 @@ def test_overview_usage_trend_and_top_consumers_come_from_the_rollup(site, now):
     assert ov.meters_online == 2 and ov.meters_offline == 0
 
 
-def test_home_is_the_overview_for_who_may_see_it_and_accounts_for_the_cashier(client, users):
+def test_home_is_the_overview_for_who_may_see_it_and_accounts_for_the_cashier(client, users, site):
     login(client, "manager")
     assert client.get("/").headers["Location"].endswith("/overview")
     client.post("/logout", data={"csrf_token": ""})

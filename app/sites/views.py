@@ -109,6 +109,8 @@ def _rooms_page(prop: Property, form: dict, errors=None, plan=None, notice="", s
 @bp.get("/rooms/new")
 @login_required("site.edit")
 def rooms_new():
+    if first_run():
+        return redirect(url_for("sites.property_new"))
     prop = _property_arg()
     created = request.args.get("created") == "1"
     return _rooms_page(
