@@ -94,6 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from app.sites import bp as sites_bp
     from app.sms import bp as sms_bp
     from app.tariffs import bp as tariffs_bp
+    from app.tenants import bp as tenants_bp
     from app.web import register_web
 
     register_web(app)
@@ -111,6 +112,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(sites_bp)
     app.register_blueprint(gateways_bp)
     app.register_blueprint(meters_bp)
+    app.register_blueprint(tenants_bp)
     app.jinja_env.globals["review_count"] = review_count
 
     @app.get("/healthz")

@@ -142,3 +142,76 @@ def test_the_site_tree_through_the_api_alone(client, app, now):
         headers={"Authorization": f"Bearer {viewer}"},
     )
     assert denied.status_code == 403 and Building.select().count() == 1
+
+
+def test_a_tenant_is_added_and_edited_in_the_console_with_an_audit_trail(client, site, now):
+    create_user("cash", "password123", "cashier", actor=SYSTEM, now=now)
+    login(client, "cash")
+    from app.models import Tenant
+
+    bad = post(
+        client, "/tenants/new", {"property": site.prop.id, "name": "Noodles", "phones": "12ab"}
+    )
+    assert bad.status_code == 422 and not Tenant.select().where(Tenant.name == "Noodles").exists()
+    made = post(
+        client,
+        "/tenants/new",
+        {
+            "property": site.prop.id,
+            "name": "Noodles",
+            "phones": "138 0000 0001",
+            "id_number": "91310000MA1K",
+        },
+    )
+    assert made.status_code == 303
+    tenant = Tenant.get(Tenant.name == "Noodles")
+    assert (tenant.phones, tenant.id_number) == ("13800000001", "91310000MA1K")
+    form = {
+        "name": "Noodle House",
+        "phones": "13800000001, 13900000002",
+        "contact": "Ms Li",
+        "id_number": "91310000MA1K",
+        "note": "",
+    }
+    assert post(client, f"/tenants/{tenant.id}/edit", form).status_code == 200
+    tenant = Tenant.get_by_id(tenant.id)
+    assert tenant.name == "Noodle House" and tenant.phones == "13800000001,13900000002"
+    last = (
+        AuditLog.select()
+        .where(AuditLog.action == "tenant.update")
+        .order_by(AuditLog.id.desc())
+        .first()
+    )
+    changed = json.loads(last.detail)["changed"]
+    assert changed["name"] == ["Noodles", "Noodle House"]
+    assert post(client, f"/tenants/{tenant.id}/edit", {**form, "name": ""}).status_code == 422
+    assert Tenant.get_by_id(tenant.id).name == "Noodle House"
+
+
+def test_tenants_through_the_api(client, site, now):
+    from app.models import Tenant
+
+    _, secret = create_api_token("t", "cashier", actor=SYSTEM, now=now)
+    h = {"Authorization": f"Bearer {secret}"}
+    r = client.post(
+        "/api/v1/tenants",
+        json={
+            "property_id": site.prop.id,
+            "name": "Tea",
+            "phones": ["13800000003"],
+            "id_number": "110101199001011234",
+        },
+        headers=h,
+    )
+    assert r.status_code == 201, r.get_json()
+    tid = r.get_json()["id"]
+    assert r.get_json()["phones"] == ["13800000003"]
+    bad = client.patch(f"/api/v1/tenants/{tid}", json={"phones": ["x"]}, headers=h)
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "phones"
+    unknown = client.patch(f"/api/v1/tenants/{tid}", json={"property_id": 9}, headers=h)
+    assert unknown.status_code == 400
+    ok = client.patch(f"/api/v1/tenants/{tid}", json={"contact": "Mr Wu"}, headers=h)
+    assert ok.status_code == 200 and Tenant.get_by_id(tid).contact == "Mr Wu"
+    assert (
+        client.patch("/api/v1/tenants/987654", json={"contact": "x"}, headers=h).status_code == 404
+    )

@@ -464,3 +464,46 @@ def _site_tree() -> None:
 
 
 _site_tree()
+
+
+def _tenants() -> None:
+    """Creating and changing tenants."""
+    text = {"type": "string"}
+    fields = {
+        "name": text,
+        "phones": {"type": "array", "items": text},
+        "contact": text,
+        "id_number": text,
+        "note": text,
+    }
+    SPEC["components"]["schemas"]["TenantCreate"] = {
+        "type": "object",
+        "properties": {"property_id": {"type": "integer"}, **fields},
+        "required": ["property_id", "name"],
+        "additionalProperties": False,
+    }
+    body = {"type": "object", "properties": fields, "additionalProperties": False}
+    SPEC["paths"]["/tenants"]["post"] = {
+        "summary": "Create a tenant (answers 201 with its id)",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ref("TenantCreate")}},
+        },
+        "responses": {"201": _ok(_ref("Tenant"), "Created"), **ERRORS},
+    }
+    SPEC["paths"]["/tenants/{tenant_id}"] = {
+        "patch": {
+            "summary": "Change a tenant's details; audited",
+            "parameters": [
+                {"name": "tenant_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": body}},
+            },
+            "responses": {"200": _ok(_ref("Tenant")), **ERRORS},
+        }
+    }
+
+
+_tenants()

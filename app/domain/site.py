@@ -245,6 +245,23 @@ def add_room(
     return room
 
 
+def clean_phones(phones: str | None) -> str:
+    """Mobile numbers separated by commas (，; accepted), spaces and dashes dropped; refuses
+    anything that is not 6-15 digits with an optional +."""
+    clean = []
+    for phone in (phones or "").replace("，", ",").replace(";", ",").split(","):
+        phone = phone.strip().replace(" ", "").replace("-", "")
+        if not phone:
+            continue
+        digits = phone[1:] if phone.startswith("+") else phone
+        if not digits.isascii() or not digits.isdigit() or not 6 <= len(digits) <= 15:
+            raise ValidationError(tr("'%(phone)s' is not a phone number", phone=phone), "phones")
+        clean.append(phone)
+    if len(",".join(clean)) > 200:
+        raise ValidationError(tr("at most %(n)s characters", n=200), "phones")
+    return ",".join(clean)
+
+
 def create_tenant(
     prop: Property,
     *,
@@ -256,20 +273,11 @@ def create_tenant(
 ) -> Tenant:
     actor.require("account.open")
     name = _required(name, "name", tr("a tenant name"))
-    clean_phones = []
-    for phone in (phones or "").replace("，", ",").replace(";", ",").split(","):
-        phone = phone.strip().replace(" ", "").replace("-", "")
-        if not phone:
-            continue
-        digits = phone[1:] if phone.startswith("+") else phone
-        if not digits.isdigit() or not 6 <= len(digits) <= 15:
-            raise ValidationError(tr("'%(phone)s' is not a phone number", phone=phone), "phones")
-        clean_phones.append(phone)
     with write_tx():
         tenant = Tenant.create(
             property=prop,
             name=name,
-            phones=",".join(clean_phones),
+            phones=clean_phones(phones),
             contact=(contact or "").strip(),
             created_at=now,
         )

@@ -54,6 +54,8 @@ class Tenant(BaseModel):
     # Comma-separated mobile numbers for SMS.
     phones = CharField(max_length=200, default="")
     contact = CharField(max_length=120, default="")
+    # Unified social credit code (a business) or ID card number (a person).
+    id_number = CharField(max_length=30, default="")
     note = TextField(default="")
     created_at = DateTimeField(default=utcnow)
 

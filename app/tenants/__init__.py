@@ -1,0 +1,3 @@
+from app.tenants.views import bp
+
+__all__ = ["bp"]
