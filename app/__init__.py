@@ -81,6 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from app.accounts.views import bp as accounts_bp
     from app.admin import bp as admin_bp
+    from app.agreements import bp as agreements_bp
     from app.api import bp as api_bp
     from app.auth.views import bp as auth_bp
     from app.console.views import bp as console_bp
@@ -113,6 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(gateways_bp)
     app.register_blueprint(meters_bp)
     app.register_blueprint(tenants_bp)
+    app.register_blueprint(agreements_bp)
     app.jinja_env.globals["review_count"] = review_count
 
     @app.get("/healthz")

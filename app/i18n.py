@@ -60,6 +60,9 @@ LABELS: dict[str, Any] = {
     "arrears": _l("Arrears"),
     "not_opened": _l("Not opened"),
     "closed": _l("Closed"),
+    # agreement schedules
+    "monthly": _l("Monthly"),
+    "days": _l("Every N days"),
     # room types
     "shop": _l("Shop"),
     "office": _l("Office"),

@@ -215,3 +215,42 @@ def test_tenants_through_the_api(client, site, now):
     assert (
         client.patch("/api/v1/tenants/987654", json={"contact": "x"}, headers=h).status_code == 404
     )
+
+
+def test_an_agreement_is_set_up_and_ended_in_the_console(client, site, now):
+    from app.models.operations import RecurringCharge
+
+    acct, _ = site.account()
+    create_user("boss", "password123", "manager", actor=SYSTEM, now=now)
+    login(client, "boss")
+    assert client.get("/agreements/").status_code == 200
+    form = {
+        "account": acct.number,
+        "kind": "rent",
+        "name": "Shop rent",
+        "amount": "3000",
+        "schedule": "monthly",
+        "day_of_month": "1",
+        "start_date": "2026-11-01",
+        "prorate": "1",
+    }
+    for field, value in (
+        ("amount", "0"),
+        ("amount", "-5"),
+        ("account", "NOPE"),
+        ("start_date", "2026-13-01"),
+        ("day_of_month", "x"),
+    ):
+        r = post(client, "/agreements/", {**form, field: value})
+        assert r.status_code == 422, (field, value)
+    assert not RecurringCharge.select().exists()
+    assert post(client, "/agreements/", form).status_code == 303
+    charge = RecurringCharge.get()
+    assert (charge.amount_fen, charge.day_of_month, charge.name) == (300_000, 1, "Shop rent")
+    page = client.get(f"/agreements/?account={acct.number}").text
+    assert f'id="agreement-{charge.id}"' in page
+    assert (
+        post(client, f"/agreements/{charge.id}/end", {"end_date": "2027-06-30"}).status_code == 303
+    )
+    assert RecurringCharge.get_by_id(charge.id).end_date.isoformat() == "2027-06-30"
+    assert AuditLog.get(AuditLog.action == "charge.end")

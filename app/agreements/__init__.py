@@ -1,0 +1,3 @@
+from app.agreements.views import bp
+
+__all__ = ["bp"]
