@@ -30,9 +30,10 @@ from jinja2_fragments.flask import render_block
 
 from app import clock
 from app.domain.actors import Actor
+from app.domain.errors import ValidationError
 from app.domain.money import format_fen
 from app.domain.users import visible_property_ids
-from app.i18n import label
+from app.i18n import label, tr
 from app.models import Property, User, utcnow
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -104,6 +105,25 @@ def format_local(value: dt.datetime | None, where: Any = None, *, seconds: bool 
         return value.isoformat()
     local = clock.local(value, display_zone() if where is None else where)
     return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def chosen_property(raw: str | None, field: str = "property") -> Property:
+    """The property a form names by id, if the signed-in user may see it; else a
+    ValidationError naming the field."""
+    raw = (raw or "").strip()
+    prop = visible_properties().where(Property.id == int(raw)).first() if raw.isdigit() else None
+    if prop is None:
+        raise ValidationError(tr("choose a property"), field)
+    return prop
+
+
+def owned_or_404(model: Any, object_id: int) -> Any:
+    """An object with a ``property`` of the signed-in user's scope, or 404."""
+    obj = model.get_or_none(model.id == object_id)
+    if obj is None:
+        abort(404)
+    check_property(obj.property_id)
+    return obj
 
 
 def check_property(property_id: int) -> None:

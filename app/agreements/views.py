@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, request, url_for
 
 from app import clock
 from app.domain.errors import DomainError, ValidationError
@@ -15,11 +15,11 @@ from app.i18n import tr
 from app.models import Account, utcnow
 from app.models.operations import RecurringCharge
 from app.web import (
-    check_property,
     current_actor,
     display_zone,
     htmx_redirect,
     login_required,
+    owned_or_404,
     page_arg,
     property_scope,
     render,
@@ -133,10 +133,7 @@ def create():
 @bp.post("/<int:charge_id>/end")
 @login_required("charges.edit")
 def end(charge_id: int):
-    charge = RecurringCharge.get_or_none(RecurringCharge.id == charge_id)
-    if charge is None:
-        abort(404)
-    check_property(charge.property_id)
+    charge = owned_or_404(RecurringCharge, charge_id)
     form = request.form.to_dict()
     try:
         end_recurring_charge(

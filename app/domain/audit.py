@@ -42,3 +42,13 @@ def audit(actor: Actor, action: str, obj: Any, *, now: dt.datetime, **detail: An
 def audit_many(rows: list[dict[str, Any]]) -> None:
     """Write audit rows built with ``audit_row`` in a few statements (bulk operations)."""
     insert_chunked(AuditLog, rows)
+
+
+def field_changes(current: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """``{field: [before, after]}`` for the values that differ from ``current``'s: the detail
+    of an ``*.update`` audit row (empty: nothing to write)."""
+    return {
+        name: [getattr(current, name), value]
+        for name, value in values.items()
+        if getattr(current, name) != value
+    }

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.db import write_tx
 from app.domain.actors import Actor
-from app.domain.audit import audit
+from app.domain.audit import audit, field_changes
 from app.domain.errors import NotFound, ValidationError
 from app.domain.site import create_meter, new_gateway
 from app.i18n import tr
@@ -56,11 +56,7 @@ def update_gateway(gateway: Gateway, *, actor: Actor, now: dt.datetime, **change
             raise ValidationError(tr("the transport is serial or modbus-tcp"), "transport")
         if not isinstance(values["enabled"], bool):
             raise ValidationError(tr("a yes or no setting"), "enabled")
-        changed = {
-            name: [getattr(current, name), value]
-            for name, value in values.items()
-            if getattr(current, name) != value
-        }
+        changed = field_changes(current, values)
         if not changed:
             return current
         if (

@@ -11,7 +11,7 @@ from typing import Any
 
 from app.db import write_tx
 from app.domain.actors import Actor
-from app.domain.audit import audit
+from app.domain.audit import audit, field_changes
 from app.domain.errors import NotFound, ValidationError
 from app.domain.site import floor_level
 from app.i18n import tr
@@ -240,11 +240,7 @@ def update_room(room: Room, *, actor: Actor, now: dt.datetime, **changes: Any) -
             values["area_cm2"] = area
         if "kind" in changes:
             values["kind"] = _check_kind(changes["kind"])
-        changed = {
-            name: [getattr(current, name), value]
-            for name, value in values.items()
-            if getattr(current, name) != value
-        }
+        changed = field_changes(current, values)
         if not changed:
             return current
         if "number" in changed and (

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.db import write_tx
 from app.domain.actors import Actor
-from app.domain.audit import audit
+from app.domain.audit import audit, field_changes
 from app.domain.errors import NotFound, ValidationError
 from app.domain.site import clean_phones
 from app.i18n import tr
@@ -45,11 +45,7 @@ def update_tenant(tenant: Tenant, *, actor: Actor, now: dt.datetime, **changes: 
         current = Tenant.get_or_none(Tenant.id == tenant.id)
         if current is None:
             raise NotFound(tr("no such tenant"), "tenant")
-        changed = {
-            name: [getattr(current, name), value]
-            for name, value in values.items()
-            if getattr(current, name) != value
-        }
+        changed = field_changes(current, values)
         if not changed:
             return current
         Tenant.update(**values).where(Tenant.id == current.id).execute()

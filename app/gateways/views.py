@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, request, url_for
 
 from app.domain.devices import PARITIES, TRANSPORTS, check_link, update_gateway
 from app.domain.errors import DomainError, ValidationError
 from app.domain.site import create_gateway
 from app.i18n import tr
-from app.models import Gateway, Property, utcnow
+from app.models import Gateway, utcnow
 from app.web import (
-    check_property,
+    chosen_property,
     current_actor,
     htmx_redirect,
     login_required,
+    owned_or_404,
     render,
     visible_properties,
 )
@@ -59,12 +60,7 @@ def new():
 def create():
     form = request.form.to_dict()
     try:
-        raw = form.get("property", "")
-        prop = (
-            visible_properties().where(Property.id == int(raw)).first() if raw.isdigit() else None
-        )
-        if prop is None:
-            raise ValidationError(tr("choose a property"), "property")
+        prop = chosen_property(form.get("property"))
         gw = create_gateway(
             prop,
             name=form.get("name", ""),
@@ -87,11 +83,7 @@ def create():
 
 
 def _gateway_or_404(gateway_id: int) -> Gateway:
-    gw = Gateway.get_or_none(Gateway.id == gateway_id)
-    if gw is None:
-        abort(404)
-    check_property(gw.property_id)
-    return gw
+    return owned_or_404(Gateway, gateway_id)
 
 
 def _form(gw: Gateway) -> dict:

@@ -11,7 +11,13 @@ from app.domain.site import METER_KINDS, PROTOCOLS
 from app.gateways.views import whole
 from app.i18n import tr
 from app.models import Gateway, Property, utcnow
-from app.web import current_actor, login_required, property_scope, render, visible_properties
+from app.web import (
+    current_actor,
+    login_required,
+    property_scope,
+    render,
+    visible_properties,
+)
 
 bp = Blueprint("meters", __name__, url_prefix="/meters")
 

@@ -3,18 +3,19 @@ center are in ``app.accounts``)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, request, url_for
+from flask import Blueprint, request, url_for
 
-from app.domain.errors import DomainError, ValidationError
+from app.domain.errors import DomainError
 from app.domain.site import create_tenant
 from app.domain.tenants import FIELDS, update_tenant
 from app.i18n import tr
-from app.models import Property, Tenant, utcnow
+from app.models import Tenant, utcnow
 from app.web import (
-    check_property,
+    chosen_property,
     current_actor,
     htmx_redirect,
     login_required,
+    owned_or_404,
     render,
     visible_properties,
 )
@@ -45,12 +46,7 @@ def new():
 def create():
     form = request.form.to_dict()
     try:
-        raw = form.get("property", "")
-        prop = (
-            visible_properties().where(Property.id == int(raw)).first() if raw.isdigit() else None
-        )
-        if prop is None:
-            raise ValidationError(tr("choose a property"), "property")
+        prop = chosen_property(form.get("property"))
         actor, now = current_actor(), utcnow()
         tenant = create_tenant(
             prop,
@@ -73,11 +69,7 @@ def create():
 
 
 def _tenant_or_404(tenant_id: int) -> Tenant:
-    tenant = Tenant.get_or_none(Tenant.id == tenant_id)
-    if tenant is None:
-        abort(404)
-    check_property(tenant.property_id)
-    return tenant
+    return owned_or_404(Tenant, tenant_id)
 
 
 def _form(tenant: Tenant) -> dict:
