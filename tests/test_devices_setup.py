@@ -3,6 +3,7 @@ link against a real socket, add a run of meters at consecutive bus addresses."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 
@@ -14,6 +15,8 @@ from app.domain.errors import ValidationError
 from app.domain.users import create_user
 from app.models import AuditLog, Gateway, Meter
 from tests.console.conftest import login, post
+
+H = dt.timedelta(hours=1)
 
 
 @pytest.fixture
@@ -123,3 +126,71 @@ def test_a_manager_of_another_property_reaches_neither_its_gateways_nor_adds_met
         },
     )
     assert r.status_code == 422 and not Meter.select().where(Meter.gateway == theirs.id).exists()
+
+
+def test_a_new_multiplier_is_shown_then_confirmed_and_shows_in_the_next_charge(manager, site, now):
+    from app.domain.readings import apply_reading
+    from app.domain.sales import sell
+
+    acct, (meter,) = site.account()
+    sell(acct, amount_fen=103_000, method="cash", idempotency_key="f", actor=SYSTEM, now=now)
+    apply_reading(meter, read_at=now + H, total=100, actor=SYSTEM, now=now + H)  # 1 kWh: 0.70
+    form = {
+        "address": meter.address,
+        "gateway": "",
+        "multiplier": "40",
+        "max_rate": "100000",
+        "power_limit_w": "0",
+        "poll_class": "tenant",
+    }
+    shown = post(manager, f"/meters/{meter.id}/edit", form)
+    assert shown.status_code == 200 and 'id="meter-preview"' in shown.text
+    assert Meter.get_by_id(meter.id).multiplier == 1  # not yet
+    assert post(manager, f"/meters/{meter.id}/edit", {**form, "multiplier": "0"}).status_code == 422
+    done = post(manager, f"/meters/{meter.id}/edit", {**form, "confirm": "1"})
+    assert done.status_code == 200 and 'id="meter-saved"' in done.text
+    assert Meter.get_by_id(meter.id).multiplier == 40
+    detail = json.loads(AuditLog.get(AuditLog.action == "meter.update").detail)
+    assert detail["changed"]["multiplier"] == [1, 40] and detail["effective_total"] == 100
+    res = apply_reading(meter, read_at=now + 2 * H, total=200, actor=SYSTEM, now=now + 2 * H)
+    assert (res.consumption, res.charge_fen) == (4000, 2800)  # 1 kWh x 40 at 0.70
+
+
+def test_gateways_and_meters_through_the_api(client, site, now):
+    from app.domain.users import create_api_token
+
+    _, secret = create_api_token("t", "manager", actor=SYSTEM, now=now)
+    h = {"Authorization": f"Bearer {secret}"}
+    gw = client.post(
+        "/api/v1/gateways",
+        json={"property_id": site.prop.id, "name": "G1", "host": "127.0.0.1", "port": 4300},
+        headers=h,
+    )
+    assert gw.status_code == 201, gw.get_json()
+    gid = gw.get_json()["id"]
+    bad = client.patch(f"/api/v1/gateways/{gid}", json={"port": 0}, headers=h)
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "port"
+    ok = client.patch(f"/api/v1/gateways/{gid}", json={"timeout_ms": 500}, headers=h)
+    assert ok.status_code == 200 and ok.get_json()["timeout_ms"] == 500
+    m = client.post(
+        "/api/v1/meters",
+        json={
+            "property_id": site.prop.id,
+            "kind": "electricity",
+            "serial": "API-1",
+            "address": "000000000042",
+            "gateway_id": gid,
+        },
+        headers=h,
+    )
+    assert m.status_code == 201, m.get_json()
+    mid = m.get_json()["id"]
+    assert (
+        client.patch(f"/api/v1/meters/{mid}", json={"multiplier": 0}, headers=h).status_code == 400
+    )
+    assert client.patch(f"/api/v1/meters/{mid}", json={"serial": "X"}, headers=h).status_code == 400
+    changed = client.patch(
+        f"/api/v1/meters/{mid}", json={"multiplier": 80, "gateway_id": None}, headers=h
+    )
+    assert changed.status_code == 200 and changed.get_json()["multiplier"] == 80
+    assert Meter.get_by_id(mid).gateway_id is None

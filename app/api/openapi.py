@@ -507,3 +507,104 @@ def _tenants() -> None:
 
 
 _tenants()
+
+
+def _devices() -> None:
+    """Gateways (list, create, change) and meters (create, change)."""
+    paths, schemas = SPEC["paths"], SPEC["components"]["schemas"]
+    text, whole, boolean = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+    gateway = {
+        "name": text,
+        "host": text,
+        "port": whole,
+        "baud": whole,
+        "parity": {"enum": ["N", "E", "O"]},
+        "timeout_ms": whole,
+        "transport": {"enum": ["serial", "modbus-tcp"]},
+        "enabled": boolean,
+    }
+    schemas["Gateway"] = {
+        "type": "object",
+        "properties": {"id": whole, "property_id": whole, **gateway, "online": boolean},
+    }
+    meter_change = {
+        "address": text,
+        "gateway_id": {"type": ["integer", "null"]},
+        "multiplier": whole,
+        "max_rate": whole,
+        "power_limit_w": whole,
+        "poll_class": text,
+    }
+    schemas["MeterRecord"] = {
+        "type": "object",
+        "properties": {
+            "id": whole,
+            "property_id": whole,
+            "kind": {"enum": ["electricity", "water"]},
+            "serial": text,
+            "protocol": text,
+            "room_id": {"type": ["integer", "null"]},
+            "status": text,
+            **meter_change,
+        },
+    }
+
+    def body(properties, required=()):
+        schema = {"type": "object", "properties": properties, "additionalProperties": False}
+        if required:
+            schema["required"] = list(required)
+        return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+    def path_id(name):
+        return [{"name": name, "in": "path", "required": True, "schema": whole}]
+
+    paths["/gateways"] = {
+        "get": {
+            "summary": "List gateways",
+            "parameters": PAGING,
+            "responses": {"200": _ok(_list("Gateway")), **ERRORS},
+        },
+        "post": {
+            "summary": "Add a gateway (answers 201 with its id)",
+            "requestBody": body(
+                {"property_id": whole, "name": text, "host": text, "port": whole, "baud": whole},
+                ("property_id", "name", "host", "port"),
+            ),
+            "responses": {"201": _ok(_ref("Gateway"), "Created"), **ERRORS},
+        },
+    }
+    paths["/gateways/{gateway_id}"] = {
+        "patch": {
+            "summary": "Change a gateway; audited",
+            "parameters": path_id("gateway_id"),
+            "requestBody": body(gateway),
+            "responses": {"200": _ok(_ref("Gateway")), **ERRORS},
+        }
+    }
+    paths["/meters"]["post"] = {
+        "summary": "Register a meter in stock (answers 201 with its id)",
+        "requestBody": body(
+            {
+                "property_id": whole,
+                "kind": {"enum": ["electricity", "water"]},
+                "serial": text,
+                "protocol": text,
+                "address": text,
+                "gateway_id": whole,
+                "multiplier": whole,
+            },
+            ("property_id", "kind", "serial"),
+        ),
+        "responses": {"201": _ok(_ref("MeterRecord"), "Created"), **ERRORS},
+    }
+    paths["/meters/{meter_id}"] = {
+        "patch": {
+            "summary": "Change a meter; a new multiplier counts from its last accepted reading",
+            "parameters": path_id("meter_id"),
+            "requestBody": body(meter_change),
+            "responses": {"200": _ok(_ref("MeterRecord")), **ERRORS},
+        }
+    }
+
+
+_devices()
