@@ -12,6 +12,9 @@ def test_cashier_sells_with_fee_preview_and_gets_a_receipt(page, live_server, si
     page.fill("#q", acct.number)
     page.wait_for_selector(f"#results >> text={acct.number}")
     page.click(f"#results tr:has-text('{acct.number}') >> text=售电")
+    page.wait_for_url("**/sale")
+    # htmx is loaded with defer: type only once it has bound the amount field's trigger
+    page.wait_for_function("window.htmx !== undefined && document.readyState === 'complete'")
     page.fill("#amount", "100")
     page.wait_for_selector("#preview >> text=¥97.00")  # service fee shown before confirming
     shot(page, "sale-preview")
