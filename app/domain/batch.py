@@ -174,7 +174,11 @@ def _claim(run_id: int, owner: str, *, now: dt.datetime) -> bool:
         if run.owner and not abandoned(run.owner, run.lease_until, now):
             return False
         taken = (
-            BatchRun.update(owner=owner, lease_until=now + LEASE)
+            BatchRun.update(
+                owner=owner,
+                lease_until=now + LEASE,
+                resumed=BatchRun.resumed + (1 if run.owner else 0),  # took over from a dead one
+            )
             .where(
                 (BatchRun.id == run_id)
                 & (BatchRun.status == "running")

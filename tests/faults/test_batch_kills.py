@@ -9,7 +9,7 @@ import time
 from app.domain.actors import Actor
 from app.domain.batch import start_batch
 from app.domain.ledger import verify_ledger
-from app.models import AuditLog, BatchRun, Command, Gateway, LedgerAccount, Meter
+from app.models import AuditLog, BatchRun, Command, Gateway, LedgerAccount, Meter, Reading
 from tests.faults.conftest import SEED, wait_for
 from tests.workers.test_collector import close, collector_for, field  # noqa: F401  (fixture)
 from workers.tasks.batch import run_batch_task
@@ -19,7 +19,8 @@ METERS = 300
 
 
 def _wallets() -> int:
-    return sum(a.balance_fen for a in LedgerAccount.select().where(LedgerAccount.kind == "wallet"))
+    wallets = LedgerAccount.select().where(LedgerAccount.code.startswith("wallet:"))
+    return sum(a.balance_fen for a in wallets)
 
 
 def test_batch_trip_killed_twice_mid_way_trips_every_meter_once(field, site, consumer, rng):  # noqa: F811
@@ -31,6 +32,7 @@ def test_batch_trip_killed_twice_mid_way_trips_every_meter_once(field, site, con
     # The bus answers only once the batch is done: keep the consumer's own collection away.
     Gateway.update(enabled=False).where(Gateway.id == field.gateway.id).execute()
     wallets = _wallets()
+    assert LedgerAccount.select().where(LedgerAccount.code.startswith("wallet:")).count() == METERS
     run = start_batch(
         "trip", [m.id for m in meters], actor=ELECTRICIAN, now=site.now, params={"reason": "test"}
     )
@@ -75,6 +77,7 @@ def test_batch_trip_killed_twice_mid_way_trips_every_meter_once(field, site, con
     assert len({a.object_id for a in trips}) == METERS
     cmds = Command.select().where(Command.meter.in_(ids) & (Command.kind == "relay_off"))
     assert cmds.count() == METERS
+    assert verify_ledger().ok and _wallets() == wallets  # a trip moves no money
 
     # The meters obey: the collector sends the commands and the meters confirm them.
     Gateway.update(enabled=True).where(Gateway.id == field.gateway.id).execute()
@@ -91,7 +94,9 @@ def test_batch_trip_killed_twice_mid_way_trips_every_meter_once(field, site, con
     assert Meter.select().where(Meter.id.in_(ids) & (Meter.relay_confirmed == "off")).count() == (
         METERS
     )
-    assert verify_ledger().ok and _wallets() == wallets
+    # the only money moved since: the use the meters reported before their relays opened
+    used = sum(r.charge_fen for r in Reading.select().where(Reading.meter.in_(ids)))
+    assert verify_ledger().ok and _wallets() == wallets - used
     print(
         f"\nFAULT batch.trip seed={SEED} kills_at={kills} of {METERS} "
         f"converged_after_restart={converge:.2f}s total={elapsed:.2f}s"

@@ -1,7 +1,7 @@
 """The sweep: work whose worker died is queued again.
 
 Huey drops a task from its queue when a consumer takes it, so a task whose consumer is killed
-is gone; the database rows (batch runs) say what was in progress.  The sweep runs when the
+is gone; the database rows (batch runs, scheduled jobs) say what was in progress.  The sweep runs when the
 periodic consumer starts and then every minute.
 """
 
@@ -12,17 +12,28 @@ from huey import crontab
 from app.clock import utcnow
 from app.db import db
 from app.domain.batch import requeue_abandoned
+from app.domain.jobs import requeue_jobs, resume_job
 from workers.queue import huey
 from workers.tasks.batch import run_batch_task
 
 
+@huey.task(retries=2, retry_delay=60)
+def resume_job_task(job_id: int) -> dict:
+    """Run again the unit of work of a job whose worker died."""
+    with db.connection_context():
+        return resume_job(job_id, now=utcnow(), clock=utcnow).as_dict()
+
+
 def sweep() -> dict[str, list[int]]:
-    """Queue again every batch run whose worker is gone; returns what was queued."""
+    """Queue again every batch run and job whose worker is gone; returns what was queued."""
     with db.connection_context():
         batches = requeue_abandoned(now=utcnow())
+        jobs = requeue_jobs(now=utcnow())
     for run_id in batches:
         run_batch_task(run_id)
-    return {"batches": batches}
+    for job_id in jobs:
+        resume_job_task(job_id)
+    return {"batches": batches, "jobs": jobs}
 
 
 @huey.task()
