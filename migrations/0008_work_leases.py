@@ -1,4 +1,5 @@
-"""Work in progress owned by a worker: who runs a batch or a scheduled job (``owner``) and until
+"""Work in progress owned by a worker: who runs a batch, a scheduled job or sends a meter
+command (``owner``) and until
 when that claim holds (``lease_until``), so that work whose worker died is found and resumed;
 a job can be ``interrupted`` (a longer status column)."""
 
@@ -13,11 +14,15 @@ def up(migrator, db):
         migrator.add_column("job", "owner", CharField(max_length=80, default="")),
         migrator.add_column("job", "lease_until", DateTimeField(null=True)),
         migrator.alter_column_type("job", "status", CharField(max_length=12)),
+        migrator.add_column("command", "owner", CharField(max_length=80, default="")),
+        migrator.add_column("command", "lease_until", DateTimeField(null=True)),
     )
 
 
 def down(migrator, db):
     migrator.migrate(
+        migrator.drop_column("command", "lease_until"),
+        migrator.drop_column("command", "owner"),
         migrator.alter_column_type("job", "status", CharField(max_length=10)),
         migrator.drop_column("job", "lease_until"),
         migrator.drop_column("job", "owner"),

@@ -1,7 +1,8 @@
 """The sweep: work whose worker died is queued again.
 
 Huey drops a task from its queue when a consumer takes it, so a task whose consumer is killed
-is gone; the database rows (batch runs, scheduled jobs) say what was in progress.  The sweep runs when the
+is gone; the database rows (batch runs, scheduled jobs, meter commands) say what was in
+progress.  The sweep runs when the
 periodic consumer starts and then every minute.
 """
 
@@ -12,9 +13,11 @@ from huey import crontab
 from app.clock import utcnow
 from app.db import db
 from app.domain.batch import requeue_abandoned
+from app.domain.control import release_abandoned_commands
 from app.domain.jobs import requeue_jobs, resume_job
 from workers.queue import huey
 from workers.tasks.batch import run_batch_task
+from workers.tasks.collect import collect_task
 
 
 @huey.task(retries=2, retry_delay=60)
@@ -25,15 +28,19 @@ def resume_job_task(job_id: int) -> dict:
 
 
 def sweep() -> dict[str, list[int]]:
-    """Queue again every batch run and job whose worker is gone; returns what was queued."""
+    """Queue again every batch run and job whose worker is gone, and send again the commands
+    whose sender is gone; returns what was queued."""
     with db.connection_context():
         batches = requeue_abandoned(now=utcnow())
         jobs = requeue_jobs(now=utcnow())
+        commands = release_abandoned_commands(now=utcnow())
     for run_id in batches:
         run_batch_task(run_id)
     for job_id in jobs:
         resume_job_task(job_id)
-    return {"batches": batches, "jobs": jobs}
+    if commands:
+        collect_task()
+    return {"batches": batches, "jobs": jobs, "commands": commands}
 
 
 @huey.task()
