@@ -125,7 +125,9 @@ def _stalled(job_id: int):
         yield
 
 
-def _kill_during_job(consumer, rng, job_id: int, committed) -> list[str]:
+def _kill_during_job(
+    consumer, rng, job_id: int, committed, within: float = 0.05, midway=None
+) -> list[str]:
     """Kill the consumer twice after it took the job: once held at a point inside the run,
     once at a seeded moment; returns the job's status at each kill and whether its work had
     committed (``committed()``)."""
@@ -141,13 +143,16 @@ def _kill_during_job(consumer, rng, job_id: int, committed) -> list[str]:
         owner = Job.get_by_id(job_id).owner
         if stall:
             with _stalled(job_id):
-                time.sleep(rng.uniform(0, 0.05))
+                time.sleep(rng.uniform(0, within))
                 consumer.kill()
         else:
-            time.sleep(rng.uniform(0, 0.05))
+            if midway is not None:  # part of the work committed, the rest not yet
+                wait_for(midway, timeout=60, what="part of the work", consumer=consumer)
+            time.sleep(rng.uniform(0, within))
             consumer.kill()
         job = Job.get_by_id(job_id)
-        seen.append(f"{job.status}/{'committed' if committed() else 'not committed'}")
+        done = committed()
+        seen.append(f"{job.status}/{done if isinstance(done, int) else 'not committed'}")
         consumer.start()
         if job.status == "ok":
             break
@@ -207,7 +212,7 @@ def test_water_day_killed_while_it_deducts_charges_each_reading_once(site, consu
         consumer,
         rng,
         job.id,
-        lambda: Entry.select().where(Entry.idempotency_key == job.key).exists(),
+        lambda: Entry.select().where(Entry.idempotency_key == job.key).count() or None,
     )
     converge = wait_for(
         lambda: Job.get_by_id(job.id).status == "ok", timeout=60, what="job ok", consumer=consumer
@@ -221,5 +226,86 @@ def test_water_day_killed_while_it_deducts_charges_each_reading_once(site, consu
     assert verify_ledger().ok and _wallets() == wallets - amount
     print(
         f"\nFAULT water.daily seed={SEED} readings={day_readings.clone().count()} kills_at={kills} "
+        f"converged_after_restart={converge:.2f}s total={elapsed:.2f}s"
+    )
+
+
+def test_monthly_bills_killed_while_issued_store_one_bill_per_account(site, consumer, rng, now):
+    from app.models.operations import BillSnapshot
+
+    accounts = [site.account()[0] for _ in range(250)]
+    job = _interrupted("bills", f"bills:{site.prop.id}:2026-11", site.prop.id, now)
+
+    started = time.monotonic()
+    kills = _kill_during_job(
+        consumer,
+        rng,
+        job.id,
+        lambda: BillSnapshot.select().count() or None,
+        within=0.3,
+        midway=lambda: BillSnapshot.select().count() >= 200,  # the first of two transactions
+    )
+    converge = wait_for(
+        lambda: Job.get_by_id(job.id).status == "ok", timeout=60, what="job ok", consumer=consumer
+    )
+    elapsed = time.monotonic() - started
+    consumer.stop()
+
+    assert kills[0].startswith("running"), "the first kill did not land inside the run"
+    bills = BillSnapshot.select().where(BillSnapshot.month == 202611)
+    assert sorted(b.account_id for b in bills) == sorted(a.id for a in accounts)
+    counts = json.loads(Job.get_by_id(job.id).counts)
+    assert counts["issued"] + counts["unchanged"] == len(accounts) and counts["changed"] == 0
+    print(
+        f"\nFAULT bills seed={SEED} accounts={len(accounts)} kills_at={kills} "
+        f"converged_after_restart={converge:.2f}s total={elapsed:.2f}s"
+    )
+
+
+def test_apportionment_killed_while_posted_splits_the_month_once(site, consumer, rng, now):
+    from app.domain.apportionment import create_group
+    from app.models.operations import ApportionmentRun
+    from tests.operations.test_apportionment import master_meter, measure, tenants
+
+    accts = tenants(site, [10 + i % 7 for i in range(150)])
+    m = master_meter(site)
+    group = create_group(
+        site.prop,
+        name="Common area",
+        master_meter=m,
+        mode="master",
+        rule="area",
+        tariff=site.flat,
+        members=[a for a, _ in accts],
+        master_initial_total=0,
+        actor=SYSTEM,
+        now=now,
+    )
+    measure(m, 1000)  # 1000 kWh x 0.70 = 700.00 to split
+    wallets = _wallets()
+    job = _interrupted("apportionment", f"apportionment:{group.id}:2026-11", site.prop.id, now)
+
+    started = time.monotonic()
+    kills = _kill_during_job(
+        consumer,
+        rng,
+        job.id,
+        lambda: ApportionmentRun.select().count() or None,
+        within=0.02,
+    )
+    converge = wait_for(
+        lambda: Job.get_by_id(job.id).status == "ok", timeout=60, what="job ok", consumer=consumer
+    )
+    elapsed = time.monotonic() - started
+    consumer.stop()
+
+    assert any(k.startswith("running") for k in kills), "no kill landed inside the run"
+    (run,) = ApportionmentRun.select().where(
+        (ApportionmentRun.group == group.id) & (ApportionmentRun.month == 202611)
+    )
+    assert run.amount_fen == 70000 and run.parts.count() == len(accts)
+    assert verify_ledger().ok and _wallets() == wallets - run.amount_fen
+    print(
+        f"\nFAULT apportionment seed={SEED} accounts={len(accts)} kills_at={kills} "
         f"converged_after_restart={converge:.2f}s total={elapsed:.2f}s"
     )
