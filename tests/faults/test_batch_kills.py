@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from app.domain.actors import Actor
 from app.domain.batch import start_batch
 from app.domain.ledger import verify_ledger
@@ -100,4 +102,71 @@ def test_batch_trip_killed_twice_mid_way_trips_every_meter_once(field, site, con
     print(
         f"\nFAULT batch.trip seed={SEED} kills_at={kills} of {METERS} "
         f"converged_after_restart={converge:.2f}s total={elapsed:.2f}s"
+    )
+
+
+BATCH_EFFECTS = {
+    # action -> (params, how many times each meter shows the action was done)
+    "restore": ({"reason": "test"}, lambda ids: _audited("meter.restore_prepaid", ids)),
+    "keep_power": ({"reason": "test"}, lambda ids: _audited("meter.keep_power", ids)),
+    "push_price": (None, lambda ids: _audited("meter.price_push", ids)),
+    "read": ({}, lambda ids: _commands("read", ids)),
+}
+
+
+def _audited(action: str, ids: list[int]) -> dict[int, int]:
+    rows = AuditLog.select().where(
+        (AuditLog.action == action) & AuditLog.object_id.in_([str(i) for i in ids])
+    )
+    counts: dict[int, int] = {}
+    for row in rows:
+        counts[int(row.object_id)] = counts.get(int(row.object_id), 0) + 1
+    return counts
+
+
+def _commands(kind: str, ids: list[int]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for cmd in Command.select().where(Command.meter.in_(ids) & (Command.kind == kind)):
+        counts[cmd.meter_id] = counts.get(cmd.meter_id, 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("action", sorted(BATCH_EFFECTS))
+def test_batch_killed_mid_way_resumes_from_its_position_and_does_each_meter_once(
+    action, site, consumer, rng
+):
+    n = 200
+    ids = [site.account(initial=100_00)[1][0].id for _ in range(n)]
+    params, effects = BATCH_EFFECTS[action]
+    if params is None:
+        params = {"tariff_id": site.tou.id}
+    wallets = _wallets()
+    run = start_batch(action, ids, actor=Actor("m", "admin"), now=site.now, params=params)
+    consumer.enqueue(run_batch_task.s(run.id))
+    target = rng.randrange(25, n - 50)
+    consumer.start()
+    wait_for(
+        lambda: BatchRun.get_by_id(run.id).position >= target,
+        timeout=60,
+        what="progress",
+        consumer=consumer,
+    )
+    time.sleep(rng.uniform(0, 0.05))
+    consumer.kill()
+    killed_at = BatchRun.get_by_id(run.id).position
+    consumer.start()
+    converge = wait_for(
+        lambda: BatchRun.get_by_id(run.id).status == "done",
+        timeout=60,
+        what="batch done",
+        consumer=consumer,
+    )
+    consumer.stop()
+    done = BatchRun.get_by_id(run.id)
+    assert (done.position, done.done, done.failed) == (n, n, 0), done.failures
+    assert effects(ids) == {i: 1 for i in ids}
+    assert verify_ledger().ok and _wallets() == wallets
+    print(
+        f"\nFAULT batch.{action} seed={SEED} kill_at={killed_at} of {n} "
+        f"converged_after_restart={converge:.2f}s"
     )
