@@ -121,6 +121,13 @@ def take_command(command: Command, *, owner: str, now: dt.datetime) -> bool:
     return taken == 1
 
 
+def commands_waiting(*, now: dt.datetime) -> bool:
+    """Whether any open command is due to be sent."""
+    return (
+        Command.select().where(Command.status.in_(OPEN) & (Command.next_attempt_at <= now)).exists()
+    )
+
+
 def release_abandoned_commands(*, now: dt.datetime) -> list[int]:
     """Open commands held by a sender that is gone: free them and make them due now (the
     next collection sends them again); returns their ids."""

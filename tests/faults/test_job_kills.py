@@ -74,6 +74,9 @@ def test_rent_run_killed_twice_charges_every_period_exactly_once(site, consumer,
                     schedule="monthly",
                     day_of_month=1 + n,
                     start_date=dt.date(2026, 6, 1),
+                    # ends on the job's day: the consumer's own hourly rent run (on the real
+                    # date) finds nothing more to charge if it fires during the test
+                    end_date=today,
                     actor=SYSTEM,
                     now=now,
                 )

@@ -13,7 +13,7 @@ from huey import crontab
 from app.clock import utcnow
 from app.db import db
 from app.domain.batch import requeue_abandoned
-from app.domain.control import release_abandoned_commands
+from app.domain.control import commands_waiting, release_abandoned_commands
 from app.domain.jobs import requeue_jobs, resume_job
 from workers.queue import huey
 from workers.tasks.batch import run_batch_task
@@ -27,18 +27,20 @@ def resume_job_task(job_id: int) -> dict:
         return resume_job(job_id, now=utcnow(), clock=utcnow).as_dict()
 
 
-def sweep() -> dict[str, list[int]]:
+def sweep(*, starting: bool = False) -> dict[str, list[int]]:
     """Queue again every batch run and job whose worker is gone, and send again the commands
-    whose sender is gone; returns what was queued."""
+    whose sender is gone; returns what was queued.  As the consumer starts, commands already
+    due are sent at once too rather than at the next minute's collection."""
     with db.connection_context():
         batches = requeue_abandoned(now=utcnow())
         jobs = requeue_jobs(now=utcnow())
         commands = release_abandoned_commands(now=utcnow())
+        collect = bool(commands) or (starting and commands_waiting(now=utcnow()))
     for run_id in batches:
         run_batch_task(run_id)
     for job_id in jobs:
         resume_job_task(job_id)
-    if commands:
+    if collect:
         collect_task()
     return {"batches": batches, "jobs": jobs, "commands": commands}
 
@@ -46,7 +48,7 @@ def sweep() -> dict[str, list[int]]:
 @huey.task()
 def sweep_task() -> dict[str, list[int]]:
     """The sweep queued by a consumer as it starts."""
-    return sweep()
+    return sweep(starting=True)
 
 
 @huey.periodic_task(crontab(minute="*"))
