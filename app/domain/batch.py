@@ -28,7 +28,7 @@ from app.domain.leases import LEASE, abandoned, new_owner
 from app.domain.money import parse_yuan
 from app.domain.status import refresh_accounts
 from app.i18n import tr
-from app.models import Account, BatchRun, Meter, Tariff
+from app.models import Account, BatchRun, Event, Meter, Tariff
 
 # action -> permission it needs (besides batch.run)
 ACTIONS: dict[str, str] = {
@@ -316,9 +316,32 @@ def fail_batch(run_id: int, error: str, *, now: dt.datetime) -> None:
         listed = json.loads(run.failures or "[]") + [
             {"meter_id": None, "serial": "", "error": error[:500]}
         ]
-        BatchRun.update(
-            status="failed", finished_at=now, failures=json.dumps(listed, ensure_ascii=False)
-        ).where((BatchRun.id == run_id) & (BatchRun.status == "running")).execute()
+        stopped = (
+            BatchRun.update(
+                status="failed", finished_at=now, failures=json.dumps(listed, ensure_ascii=False)
+            )
+            .where((BatchRun.id == run_id) & (BatchRun.status == "running"))
+            .execute()
+        )
+        ids = json.loads(run.meter_ids or "[]")
+        first = Meter.get_or_none(Meter.id == ids[0]) if ids else None
+        if stopped and first is not None:  # staff see it among the alerts, with the reason
+            Event.create(
+                kind="work.failed",
+                property=first.property_id,
+                created_at=now,
+                data=json.dumps(
+                    {
+                        "work": "batch",
+                        "id": run_id,
+                        "action": run.action,
+                        "position": run.position,
+                        "total": run.total,
+                        "error": error[:500],
+                    },
+                    ensure_ascii=False,
+                ),
+            )
 
 
 def failures(run: BatchRun) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ from app.domain.leases import LEASE, abandoned, new_owner
 from app.domain.rent import charge_due
 from app.domain.water import day_key, days_due, deduct_water_day, local_date
 from app.i18n import tr
-from app.models import Property
+from app.models import Event, Property
 from app.models.operations import ApportionmentGroup, Job
 
 KINDS = ("water.daily", "rent", "apportionment", "bills")
@@ -147,13 +147,29 @@ def _finish(
     job_id: int, owner: str, status: str, counts: dict[str, int], error: str, clock: Clock
 ) -> None:
     with write_tx():
-        Job.update(
-            status=status,
-            finished_at=clock(),
-            counts=json.dumps(counts, sort_keys=True),
-            error=error,
-            lease_until=None,
-        ).where((Job.id == job_id) & (Job.owner == owner)).execute()
+        finished = (
+            Job.update(
+                status=status,
+                finished_at=clock(),
+                counts=json.dumps(counts, sort_keys=True),
+                error=error,
+                lease_until=None,
+            )
+            .where((Job.id == job_id) & (Job.owner == owner))
+            .execute()
+        )
+        job = Job.get_by_id(job_id)
+        if finished and status == "failed" and job.attempts >= MAX_ATTEMPTS and job.property_id:
+            # no further automatic attempt: staff see it among the alerts, with the reason
+            Event.create(
+                kind="work.failed",
+                property=job.property_id,
+                created_at=clock(),
+                data=json.dumps(
+                    {"work": "job", "id": job.id, "key": job.key, "error": error[-500:]},
+                    ensure_ascii=False,
+                ),
+            )
 
 
 def job_state(job: Job, *, now: dt.datetime) -> str:

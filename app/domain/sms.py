@@ -87,7 +87,9 @@ STAFF_EVENTS = {
     "meter.balance_mismatch": "staff.balance_mismatch",
     "ledger.mismatch": "staff.ledger_mismatch",
 }
-STAFF_ALERT_EVENTS = (*STAFF_EVENTS, "reading.held")
+# Shown on the alerts page only: a reading held for review, work (a batch, a scheduled job)
+# that stopped for good.
+STAFF_ALERT_EVENTS = (*STAFF_EVENTS, "reading.held", "work.failed")
 # Sent at once even in quiet hours: the tenant's supply is cut; a meter tripped or did not obey.
 URGENT_KINDS = frozenset({"arrears", "staff.overload", "staff.command_failed", "test"})
 

@@ -92,3 +92,15 @@ def test_a_queued_batch_whose_task_was_lost_is_queued_again_once_its_wait_runs_o
     assert requeue_abandoned(now=now) == []
     assert requeue_abandoned(now=now + LEASE) == [run.id]
     assert BatchRun.get_by_id(run.id).resumed == 0
+
+
+def test_a_batch_that_cannot_finish_raises_a_staff_alert_with_the_reason(site, now, client):
+    from app.domain.batch import fail_batch
+    from app.models import Event
+
+    run = _trip_batch(site, 2)
+    fail_batch(run.id, "OperationalError: disk I/O error", now=now)
+    fail_batch(run.id, "again", now=now)  # already stopped: no second alert
+    (event,) = Event.select().where(Event.kind == "work.failed")
+    assert event.property_id == site.prop.id and "disk I/O error" in event.data
+    assert BatchRun.get_by_id(run.id).status == "failed"

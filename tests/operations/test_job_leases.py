@@ -91,3 +91,18 @@ def test_a_job_whose_worker_died_shows_interrupted_and_is_resumed_by_its_key(sit
     assert after == wallets - 21000 and verify_ledger().ok
     assert resume_job(job.id, now=later).ran == 0  # finished: nothing to resume
     assert run_rent(now=at).skipped == 1
+
+
+def test_a_job_that_failed_for_good_raises_a_staff_alert_with_the_reason(site):
+    from app.domain.errors import ValidationError
+    from app.domain.jobs import MAX_ATTEMPTS
+    from app.models import Event
+
+    def refuse():
+        raise ValidationError("rooms have no area")
+
+    for _ in range(MAX_ATTEMPTS):
+        assert not Event.select().where(Event.kind == "work.failed").exists()
+        run_job("bills", "bills:1:2026-10", refuse, clock=lambda: T0, property_id=site.prop.id)
+    (event,) = Event.select().where(Event.kind == "work.failed")
+    assert "rooms have no area" in event.data and "bills:1:2026-10" in event.data
