@@ -114,6 +114,9 @@ LABELS: dict[str, Any] = {
     "forced": _l("Forced trip"),
     "overload": _l("Overload"),
     "running": _l("Running"),
+    "interrupted": _l("Interrupted, resuming"),
+    "resuming": _l("Resuming"),
+    "queued": _l("Queued"),
     "done": _l("Done"),
     "failed": _l("Failed"),
 }

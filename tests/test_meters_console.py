@@ -368,3 +368,24 @@ def test_staff_limited_to_one_property_see_only_its_meters_and_cannot_command_th
     assert r.status_code == 422  # the other property's meter is not selectable: nothing to do
     assert BatchRun.select().count() == 0
     assert Command.select().where(Command.meter == theirs.id).count() == commands_before
+
+
+def test_a_batch_whose_worker_died_shows_interrupted_not_running(client, users, site, now):
+    import subprocess
+    import sys
+
+    from app.domain.leases import LEASE, new_owner
+
+    _, (m,) = site.account(initial=100_00)
+    run = start_batch(
+        "trip", [m.id], actor=Actor("e", "electrician"), now=now, params={"reason": "x"}
+    )
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    dead = f"{new_owner().split(':')[0]}:{proc.pid}:dead"
+    far = dt.datetime(2100, 1, 1)  # a lease that has not run out: only the dead owner tells
+    BatchRun.update(owner=dead, lease_until=far + LEASE).where(BatchRun.id == run.id).execute()
+    login(client, "viewer")
+    page = client.get(f"/batches/{run.id}").text
+    assert "已中断，正在恢复" in page and "batch-interrupted" in page
+    assert "batch-interrupted" in client.get("/batches").text

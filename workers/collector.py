@@ -36,7 +36,9 @@ from app.domain.control import (
     payload,
     plan_supply_commands,
     record_attempt,
+    take_command,
 )
+from app.domain.leases import new_owner
 from app.domain.readings import ReadingIn, apply_readings
 from app.models import Command, Event, Gateway, LedgerAccount, Meter, Property, utcnow
 
@@ -139,6 +141,7 @@ class Collector:
         self.links: dict[Any, Any] = {}
         self.on_command: Callable[[Command, bool], None] | None = None  # observers (tests, bench)
         self.on_reading: Callable[[int, MeterReading], None] | None = None
+        self.owner = new_owner()  # claims the commands this collector sends
 
     # ------------------------------------------------------------------ database side (threads)
     def _meter_local_now(self, m: Meter) -> dt.datetime:
@@ -300,6 +303,10 @@ class Collector:
         with db.connection_context():
             return due_commands(meter_ids, now=self.clock())
 
+    def _take(self, cmd: Command) -> bool:
+        with db.connection_context():
+            return take_command(cmd, owner=self.owner, now=self.clock())
+
     def _record(self, cmd: Command, ok: bool, state: str | None, result: str) -> None:
         with db.connection_context():
             record_attempt(cmd, ok=ok, confirmed_state=state, result=result, now=self.clock())
@@ -421,6 +428,8 @@ class Collector:
     ) -> None:
         flag.clear()
         for cmd in await asyncio.to_thread(self._commands, list(meters)):
+            if not await asyncio.to_thread(self._take, cmd):
+                continue  # another sender holds it
             m = meters[cmd.meter_id]
             ok, state, result = await self._execute(cmd, m, self._driver(gw, m))
             report.commands_sent += 1

@@ -14,7 +14,7 @@ from openpyxl import Workbook
 from app import clock
 from app.console.views import PAGE, bp
 from app.domain.accounts import set_keep_power
-from app.domain.batch import ACTIONS, failures, start_batch
+from app.domain.batch import ACTIONS, batch_state, failures, start_batch
 from app.domain.control import force_supply, queue_read
 from app.domain.errors import DomainError, PermissionDenied
 from app.domain.meter_grid import (
@@ -182,7 +182,9 @@ def batches():
     runs = list(
         BatchRun.select().order_by(BatchRun.created_at.desc(), BatchRun.id.desc()).limit(50)
     )
-    return render("console/batches.html", runs=runs)
+    now = utcnow()
+    states = {r.id: batch_state(r, now=now) for r in runs}
+    return render("console/batches.html", runs=runs, states=states)
 
 
 @bp.get("/batches/<int:run_id>")
@@ -191,7 +193,13 @@ def batch_detail(run_id: int):
     run = BatchRun.get_or_none(BatchRun.id == run_id)
     if run is None:
         abort(404)
-    return render("console/batch.html", "progress", run=run, failures=failures(run))
+    return render(
+        "console/batch.html",
+        "progress",
+        run=run,
+        state=batch_state(run, now=utcnow()),
+        failures=failures(run),
+    )
 
 
 @bp.get("/gateways")

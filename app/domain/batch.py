@@ -4,8 +4,11 @@ price, push thresholds.
 ``start_batch`` checks the permission and the parameters once and records a ``BatchRun``;
 ``run_batch`` (called by the worker task) performs the items in chunks through the same domain
 functions a single-meter action uses, recording progress and per-item failures after each chunk.
-A run that stopped half-way carries on from ``position`` when run again; items in the chunk that
-was interrupted are tried again, which the item actions tolerate (they set a desired state).
+A run is claimed by one worker at a time (``owner`` and ``lease_until``, see
+``app.domain.leases``).  Each chunk's items and the move of ``position`` past them commit in one
+transaction, and the move is a compare-and-set on (owner, position): a run killed at any point
+carries on from ``position`` exactly once, and a second copy of the same run acts on nothing.
+``requeue_abandoned`` (called by the sweep) finds runs whose worker died.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from app.domain.actors import Actor
 from app.domain.audit import audit
 from app.domain.control import force_supply, queue_read
 from app.domain.errors import DomainError, NotFound, ValidationError
+from app.domain.leases import LEASE, abandoned, new_owner
 from app.domain.money import parse_yuan
 from app.domain.status import refresh_accounts
 from app.i18n import tr
-from app.models import Account, BatchRun, Meter, Tariff
+from app.models import Account, BatchRun, Event, Meter, Tariff
 
 # action -> permission it needs (besides batch.run)
 ACTIONS: dict[str, str] = {
@@ -93,6 +97,7 @@ def start_batch(
             created_by=actor.name,
             created_role=actor.role,
             created_at=now,
+            lease_until=now + LEASE,
         )
         audit(actor, "batch.start", run, now=now, batch_action=action, total=len(ids), **clean)
     return run
@@ -160,19 +165,90 @@ def _perform(
     steps[action]()
 
 
-def run_batch(run_id: int, *, now: dt.datetime, chunk: int = CHUNK) -> BatchRun:
-    """Perform the remaining items of a run; safe to call again on a finished or broken run."""
+def _claim(run_id: int, owner: str, *, now: dt.datetime) -> bool:
+    """Take the run for ``owner`` unless a live worker holds it (compare-and-set)."""
+    with write_tx():
+        run = BatchRun.get_or_none(BatchRun.id == run_id)
+        if run is None or run.status != "running":
+            return False
+        if run.owner and not abandoned(run.owner, run.lease_until, now):
+            return False
+        taken = (
+            BatchRun.update(
+                owner=owner,
+                lease_until=now + LEASE,
+                resumed=BatchRun.resumed + (1 if run.owner else 0),  # took over from a dead one
+            )
+            .where(
+                (BatchRun.id == run_id)
+                & (BatchRun.status == "running")
+                & (BatchRun.owner == run.owner)
+                & (BatchRun.position == run.position)
+            )
+            .execute()
+        )
+    return taken == 1
+
+
+def _release(run_id: int, owner: str) -> None:
+    """Give the claim back (the attempt stopped on an error; a retry may take it at once)."""
+    with write_tx():
+        BatchRun.update(owner="").where(
+            (BatchRun.id == run_id) & (BatchRun.owner == owner)
+        ).execute()
+
+
+def run_batch(
+    run_id: int,
+    *,
+    now: dt.datetime,
+    chunk: int = CHUNK,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> BatchRun:
+    """Perform the remaining items of a run; safe to call again on a finished or broken run,
+    and while another worker runs it (this call then does nothing)."""
     run = BatchRun.get_or_none(BatchRun.id == run_id)
     if run is None:
         raise NotFound(tr("no such batch"))
     if run.status != "running":
         return run
+    clock = clock or (lambda: now)
+    owner = new_owner()
+    if not _claim(run_id, owner, now=clock()):
+        return BatchRun.get_by_id(run_id)
+    try:
+        while _run_chunk(run, owner, chunk=chunk, now=clock()):
+            pass
+    except BaseException:
+        _release(run_id, owner)
+        raise
+    return BatchRun.get_by_id(run.id)
+
+
+def _run_chunk(run: BatchRun, owner: str, *, chunk: int, now: dt.datetime) -> bool:
+    """Perform the next chunk; False when there is nothing left for this owner to do."""
     actor = Actor(run.created_by, run.created_role)
     params = json.loads(run.params or "{}")
     ids: list[int] = json.loads(run.meter_ids or "[]")
-    position = run.position
-    while position < len(ids):
+    with write_tx():
+        fresh = BatchRun.get_by_id(run.id)
+        mine = (BatchRun.id == run.id) & (BatchRun.owner == owner) & (BatchRun.status == "running")
+        position = fresh.position
+        if fresh.owner != owner or fresh.status != "running":
+            return False
+        if position >= len(ids):
+            BatchRun.update(status="done", finished_at=now, lease_until=None).where(mine).execute()
+            return False
         part = ids[position : position + chunk]
+        # Move the position first: the row is now locked by this transaction, and a second copy
+        # of the run that read the same position finds it gone and stops.
+        moved = (
+            BatchRun.update(position=position + len(part), lease_until=now + LEASE)
+            .where(mine & (BatchRun.position == position))
+            .execute()
+        )
+        if moved != 1:
+            return False
         meters = {m.id: m for m in Meter.select().where(Meter.id.in_(part))}
         ok, failures = 0, []
         for mid in part:
@@ -180,27 +256,57 @@ def run_batch(run_id: int, *, now: dt.datetime, chunk: int = CHUNK) -> BatchRun:
             try:
                 if meter is None:
                     raise NotFound(tr("no such meter"))
-                _perform(run.action, meter, params, actor=actor, now=now)
+                with write_tx():  # a savepoint: a refused item leaves nothing behind
+                    _perform(run.action, meter, params, actor=actor, now=now)
                 ok += 1
             except DomainError as exc:
                 failures.append(
                     {"meter_id": mid, "serial": meter.serial if meter else "", "error": exc.message}
                 )
-        position += len(part)
+        listed = json.loads(fresh.failures or "[]") + failures
+        BatchRun.update(
+            done=BatchRun.done + ok,
+            failed=BatchRun.failed + len(failures),
+            failures=json.dumps(listed, ensure_ascii=False),
+        ).where(BatchRun.id == run.id).execute()
+    return True
+
+
+def requeue_abandoned(*, now: dt.datetime) -> list[int]:
+    """Running batches whose worker died or whose lease ran out: hand them back to the queue
+    (owner cleared, a fresh lease for the wait) and return their ids for the caller to queue."""
+    ids = []
+    for run in BatchRun.select().where(BatchRun.status == "running").order_by(BatchRun.id):
+        if not abandoned(run.owner, run.lease_until, now):
+            continue
         with write_tx():
-            fresh = BatchRun.get_by_id(run.id)
-            listed = json.loads(fresh.failures or "[]") + failures
-            BatchRun.update(
-                position=position,
-                done=fresh.done + ok,
-                failed=fresh.failed + len(failures),
-                failures=json.dumps(listed, ensure_ascii=False),
-            ).where(BatchRun.id == run.id).execute()
-    with write_tx():
-        BatchRun.update(status="done", finished_at=now).where(
-            (BatchRun.id == run.id) & (BatchRun.status == "running")
-        ).execute()
-    return BatchRun.get_by_id(run.id)
+            taken = (
+                BatchRun.update(
+                    owner="",
+                    lease_until=now + LEASE,
+                    resumed=BatchRun.resumed + (1 if run.owner else 0),
+                )
+                .where(
+                    (BatchRun.id == run.id)
+                    & (BatchRun.status == "running")
+                    & (BatchRun.owner == run.owner)
+                    & (BatchRun.position == run.position)
+                )
+                .execute()
+            )
+        if taken:
+            ids.append(run.id)
+    return ids
+
+
+def batch_state(run: BatchRun, *, now: dt.datetime) -> str:
+    """What to tell staff: ``interrupted`` when its worker is gone (the sweep will resume it),
+    ``resuming`` when it waits in the queue to carry on, ``queued`` before it first starts."""
+    if run.status != "running":
+        return run.status
+    if run.owner:
+        return "interrupted" if abandoned(run.owner, run.lease_until, now) else "running"
+    return "resuming" if run.resumed else "queued"
 
 
 def fail_batch(run_id: int, error: str, *, now: dt.datetime) -> None:
@@ -210,9 +316,32 @@ def fail_batch(run_id: int, error: str, *, now: dt.datetime) -> None:
         listed = json.loads(run.failures or "[]") + [
             {"meter_id": None, "serial": "", "error": error[:500]}
         ]
-        BatchRun.update(
-            status="failed", finished_at=now, failures=json.dumps(listed, ensure_ascii=False)
-        ).where((BatchRun.id == run_id) & (BatchRun.status == "running")).execute()
+        stopped = (
+            BatchRun.update(
+                status="failed", finished_at=now, failures=json.dumps(listed, ensure_ascii=False)
+            )
+            .where((BatchRun.id == run_id) & (BatchRun.status == "running"))
+            .execute()
+        )
+        ids = json.loads(run.meter_ids or "[]")
+        first = Meter.get_or_none(Meter.id == ids[0]) if ids else None
+        if stopped and first is not None:  # staff see it among the alerts, with the reason
+            Event.create(
+                kind="work.failed",
+                property=first.property_id,
+                created_at=now,
+                data=json.dumps(
+                    {
+                        "work": "batch",
+                        "id": run_id,
+                        "action": run.action,
+                        "position": run.position,
+                        "total": run.total,
+                        "error": error[:500],
+                    },
+                    ensure_ascii=False,
+                ),
+            )
 
 
 def failures(run: BatchRun) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from app.db import write_tx
 from app.domain.actors import SYSTEM, Actor
 from app.domain.audit import audit
 from app.domain.errors import ValidationError
+from app.domain.leases import LEASE, abandoned
 from app.i18n import tr
 from app.models import Account, Command, Event, Meter
 
@@ -89,14 +90,62 @@ def plan_supply_commands(
 
 
 def due_commands(meter_ids: Iterable[int], *, now: dt.datetime) -> list[Command]:
+    """Open commands of these meters whose time has come and that no live sender holds."""
     ids = list(meter_ids)
     if not ids:
         return []
-    return list(
-        Command.select()
+    return [
+        c
+        for c in Command.select()
         .where(Command.meter.in_(ids) & Command.status.in_(OPEN) & (Command.next_attempt_at <= now))
         .order_by(Command.id)
+        if not c.owner or abandoned(c.owner, c.lease_until, now)
+    ]
+
+
+def take_command(command: Command, *, owner: str, now: dt.datetime) -> bool:
+    """Claim a due command for ``owner`` before sending it (compare-and-set on its previous
+    owner): two senders never send the same command at once, and a command whose sender died
+    is taken over once that sender is seen gone or its lease ran out."""
+    with write_tx():
+        cmd = Command.get_or_none(Command.id == command.id)
+        if cmd is None or cmd.status not in OPEN:
+            return False
+        if cmd.owner and cmd.owner != owner and not abandoned(cmd.owner, cmd.lease_until, now):
+            return False
+        taken = (
+            Command.update(owner=owner, lease_until=now + LEASE)
+            .where((Command.id == cmd.id) & Command.status.in_(OPEN) & (Command.owner == cmd.owner))
+            .execute()
+        )
+    return taken == 1
+
+
+def commands_waiting(*, now: dt.datetime) -> bool:
+    """Whether any open command is due to be sent."""
+    return (
+        Command.select().where(Command.status.in_(OPEN) & (Command.next_attempt_at <= now)).exists()
     )
+
+
+def release_abandoned_commands(*, now: dt.datetime) -> list[int]:
+    """Open commands held by a sender that is gone: free them and make them due now (the
+    next collection sends them again); returns their ids."""
+    freed = []
+    for cmd in Command.select().where(Command.status.in_(OPEN) & (Command.owner != "")):
+        if not abandoned(cmd.owner, cmd.lease_until, now):
+            continue
+        with write_tx():
+            n = (
+                Command.update(owner="", lease_until=None, next_attempt_at=now)
+                .where(
+                    (Command.id == cmd.id) & Command.status.in_(OPEN) & (Command.owner == cmd.owner)
+                )
+                .execute()
+            )
+        if n:
+            freed.append(cmd.id)
+    return freed
 
 
 def record_attempt(
@@ -109,6 +158,8 @@ def record_attempt(
             return cmd  # superseded meanwhile
         attempts = cmd.attempts + 1
         meter = Meter.get_by_id(cmd.meter_id)
+        # the attempt is over: whoever sent it no longer holds the command
+        Command.update(owner="", lease_until=None).where(Command.id == cmd.id).execute()
         if ok:
             Command.update(
                 status="confirmed",

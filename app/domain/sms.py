@@ -89,7 +89,9 @@ STAFF_EVENTS = {
     "meter.balance_mismatch": "staff.balance_mismatch",
     "ledger.mismatch": "staff.ledger_mismatch",
 }
-STAFF_ALERT_EVENTS = (*STAFF_EVENTS, "reading.held", "reading.held_long")
+# Shown on the alerts page only: a reading held for review (or waiting too long), work (a
+# batch, a scheduled job) that stopped for good.
+STAFF_ALERT_EVENTS = (*STAFF_EVENTS, "reading.held", "reading.held_long", "work.failed")
 # Sent at once even in quiet hours: the tenant's supply is cut; a meter tripped or did not obey.
 # The notice of a cut deferred to the morning goes at once too: it must arrive before the cut.
 URGENT_KINDS = frozenset(

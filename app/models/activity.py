@@ -77,7 +77,8 @@ class Command(BaseModel):
     """A command for a field device: relay/valve, keep-power, purchase push, time sync.
 
     pending -> sent -> confirmed | failed; superseded when a newer command for the same meter
-    and purpose replaces it before it was confirmed.
+    and purpose replaces it before it was confirmed.  A sender claims it (``owner``) for the
+    time of one attempt; a command whose sender died is sent again.
     """
 
     meter = ForeignKeyField(Meter, backref="commands", on_delete="RESTRICT")
@@ -95,6 +96,9 @@ class Command(BaseModel):
     confirmed_at = DateTimeField(null=True)
     attempts = IntegerField(default=0)
     result = TextField(default="")
+    # The sender holding it while it is on the wire, and until when (``app.domain.leases``).
+    owner = CharField(max_length=80, default="")
+    lease_until = DateTimeField(null=True)
 
 
 class Event(BaseModel):

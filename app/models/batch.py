@@ -14,6 +14,11 @@ class BatchRun(BaseModel):
     ``meter_ids`` is the JSON list of items in order; ``position`` is how many of them have been
     tried, so a re-run carries on where the last one stopped.  ``failures`` is a JSON list of
     ``{"meter_id", "serial", "error"}``.
+
+    ``owner`` is the worker running it (empty while it waits in the queue) and ``lease_until``
+    how long that claim holds; a worker renews it after each chunk.  A running batch whose lease
+    ran out, or whose owner's process is gone, was interrupted: the sweep queues it again and
+    ``resumed`` counts how often that happened.
     """
 
     # read | trip | restore | keep_power | release | push_price | push_thresholds
@@ -31,3 +36,6 @@ class BatchRun(BaseModel):
     created_role = CharField(max_length=12)
     created_at = DateTimeField(default=utcnow, index=True)
     finished_at = DateTimeField(null=True)
+    owner = CharField(max_length=80, default="")
+    lease_until = DateTimeField(null=True)
+    resumed = IntegerField(default=0)

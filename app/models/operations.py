@@ -37,14 +37,17 @@ class Job(BaseModel):
     kind = CharField(max_length=32, index=True)
     key = CharField(max_length=100, unique=True)
     property = ForeignKeyField(Property, null=True, backref="jobs", on_delete="RESTRICT")
-    # running | ok | failed
-    status = CharField(max_length=10, index=True)
+    # running | interrupted | ok | failed
+    status = CharField(max_length=12, index=True)
     started_at = DateTimeField(index=True)
     finished_at = DateTimeField(null=True)
     attempts = IntegerField(default=0)
     # What the run did, JSON such as {"accounts": 12, "amount_fen": 34500}.
     counts = TextField(default="{}")
     error = TextField(default="")
+    # The worker running it and until when that claim holds (``app.domain.leases``).
+    owner = CharField(max_length=80, default="")
+    lease_until = DateTimeField(null=True)
 
 
 class RecurringCharge(BaseModel):

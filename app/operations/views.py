@@ -13,7 +13,7 @@ from app.domain.apportionment import dry_run, month_label, parse_month, post_app
 from app.domain.bills import billed_accounts, bills_for, compute_bill, issued_bill
 from app.domain.errors import DomainError
 from app.domain.jobs import KINDS as JOB_KINDS
-from app.domain.jobs import reset_job
+from app.domain.jobs import job_state, reset_job
 from app.domain.water import pending_water_fen
 from app.models import Account, Property, utcnow
 from app.models.operations import ApportionmentGroup, ApportionmentPart, ApportionmentRun, Job
@@ -85,14 +85,16 @@ def jobs():
     query = Job.select().order_by(Job.started_at.desc(), Job.id.desc())
     if kind in JOB_KINDS:
         query = query.where(Job.kind == kind)
-    if status in ("running", "ok", "failed"):
+    if status in ("running", "interrupted", "ok", "failed"):
         query = query.where(Job.status == status)
     total = query.count()
     rows = list(query.paginate(page, PAGE))
+    now = utcnow()
     return render(
         "operations/jobs.html",
         "results",
         rows=rows,
+        states={j.id: job_state(j, now=now) for j in rows},
         kind=kind,
         status=status,
         kinds=JOB_KINDS,

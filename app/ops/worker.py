@@ -8,6 +8,8 @@ It is huey's own consumer over ``workers.huey`` with three additions for an appl
   that ``backup restore`` still sees them;
 - the periodic consumer flushes task locks left behind by a crash (``lock_task`` would
   otherwise skip that task for ever);
+- the periodic consumer queues a sweep as it starts: work whose worker was killed (a power cut,
+  the OOM killer) is queued again (``workers.tasks.sweep``);
 - SIGINT (the unit's stop signal) finishes running tasks, at most ``shutdown_timeout``
   seconds, before exiting; SIGTERM stops at once; logs go to stderr (the journal).
 """
@@ -56,6 +58,10 @@ def run_worker(config: Mapping[str, Any], *, workers: int = 2, periodic: bool = 
         check_worker_health=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT_S,
     )
+    if periodic:
+        from workers.tasks.sweep import sweep_task
+
+        sweep_task()
     try:
         consumer.run()
     finally:

@@ -61,6 +61,7 @@ LABELS: dict[str, Any] = {
     "command.failed": _l("Supply command not confirmed"),
     "meter.balance_mismatch": _l("Meter balance differs from the ledger"),
     "ledger.mismatch": _l("Ledger check found differences"),
+    "work.failed": _l("Background work stopped"),
     # why a message was not sent
     "no_phone": _l("the tenant has no phone number"),
     "bad_phone": _l("the tenant's phone number is not usable"),
@@ -203,6 +204,14 @@ def alert_detail(event: Event) -> str:
         )
     if event.kind == "ledger.mismatch":
         return "; ".join(str(p) for p in data.get("problems", [])[:3])
+    if event.kind == "work.failed":
+        what = (
+            _("batch %(id)s", id=data.get("id", "?"))
+            if data.get("work") == "batch"
+            else str(data.get("key", ""))
+        )
+        error = str(data.get("error", "")).strip()
+        return f"{what}: {error.splitlines()[-1] if error else ''}"  # a traceback's last line
     return ""
 
 

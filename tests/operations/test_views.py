@@ -1,5 +1,6 @@
 """The operations console: jobs, apportionment dry run then post, bills with Excel downloads."""
 
+import datetime as dt
 import io
 import re
 from decimal import Decimal
@@ -162,3 +163,25 @@ def test_bill_page_and_excel_downloads(client, users, october):
     client.post("/logout", data={"csrf_token": csrf(client)})
     login(client, "electrician")
     assert client.get(f"/operations/bills/{a1.id}?month=2026-10").status_code == 403
+
+
+def test_a_job_whose_worker_died_shows_interrupted_on_the_jobs_page(client, users, site):
+    import subprocess
+    import sys
+
+    from app.domain.leases import new_owner
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    Job.create(
+        kind="rent",
+        key="rent:1:2026-11-02",
+        status="running",
+        started_at=site.now,
+        attempts=1,
+        owner=f"{new_owner().split(':')[0]}:{proc.pid}:dead",
+        lease_until=dt.datetime(2100, 1, 1),
+    )
+    login(client, "viewer")
+    page = client.get("/operations/jobs").text
+    assert "已中断，正在恢复" in page and "st-alarm2" in page

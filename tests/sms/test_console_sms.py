@@ -262,3 +262,21 @@ def test_the_nav_links_to_sms_for_those_who_may_see_it(client, sign_in, site):
 def test_the_webhook_route_declares_it_needs_no_staff_permission(app):
     view = app.view_functions["sms.webhook.twilio_status"]
     assert view.permission is None
+
+
+def test_a_batch_that_stopped_for_good_is_listed_among_the_alerts_with_its_reason(
+    client, sign_in, site, now
+):
+    from app.domain.actors import Actor
+    from app.domain.batch import fail_batch, start_batch
+
+    _, (meter,) = site.account()
+    run = start_batch(
+        "trip", [meter.id], actor=Actor("e", "electrician"), now=now, params={"reason": "x"}
+    )
+    fail_batch(run.id, "Traceback ...\nOperationalError: disk I/O error", now=now)
+    sign_in("electrician")
+    page = client.get("/sms/alerts?kind=work.failed").text
+    assert (
+        "后台任务已停止" in page and f"批量任务 {run.id}: OperationalError: disk I/O error" in page
+    )

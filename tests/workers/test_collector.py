@@ -78,8 +78,10 @@ class Field:
         self.models[meter.id] = model
         return model
 
-    def start(self, port: int = 0) -> None:
-        self.bus = VirtualBus(framer=_serial_framer, devices=self.devices, baud=9600)
+    def start(self, port: int = 0, *, time_scale: float = 1.0) -> None:
+        self.bus = VirtualBus(
+            framer=_serial_framer, devices=self.devices, baud=9600, time_scale=time_scale
+        )
         port = self.loop.run_until_complete(self.bus.start(port=port))
         if self.gateway.port != port:
             type(self.gateway).update(port=port).where(

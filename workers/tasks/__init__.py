@@ -1,1 +1,1 @@
-from workers.tasks import backup, batch, collect, control, ledger, operations, readings, sms  # noqa: F401
+from workers.tasks import backup, batch, collect, control, ledger, operations, readings, sms, sweep  # noqa: F401

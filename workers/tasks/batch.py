@@ -14,7 +14,7 @@ def run_batch_task(run_id: int, task=None) -> dict[str, int]:
     the run is marked failed only when no retry is left."""
     with db.connection_context():
         try:
-            run = run_batch(run_id, now=utcnow())
+            run = run_batch(run_id, now=utcnow(), clock=utcnow)
         except Exception as exc:
             if task is None or not task.retries:
                 fail_batch(run_id, f"{type(exc).__name__}: {exc}", now=utcnow())
